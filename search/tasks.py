@@ -1,0 +1,166 @@
+"""Background work: turn product photos into garment rows (django-q2 tasks).
+
+Each task claims its image (pending/failed -> processing, row-locked), runs the shared pipeline and swaps
+the image's garments in one transaction, so re-running a task is harmless. Failures are recorded on the
+image and retried with exponential backoff until IMAGE_MAX_ATTEMPTS; rows left "processing" by a crashed
+worker are requeued by ``recover_stale_images``, which runs on a schedule.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from catalog import selectors, services
+from catalog.models import ProductImage
+from search.pipeline.base import GarmentResult
+from search.pipeline.images import load_image
+from search.pipeline.registry import get_pipeline
+
+logger = logging.getLogger(__name__)
+
+TASK_GROUP = "process-image"
+
+
+def enqueue_image(image_id: int) -> None:
+    async_task("search.tasks.process_image", image_id, group=TASK_GROUP, task_name=f"process-image-{image_id}")
+
+
+def retry_delay_seconds(attempts: int) -> float:
+    """Exponential backoff: base, 2x base, 4x base ... after the 1st, 2nd, 3rd failure."""
+    return settings.IMAGE_RETRY_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0))
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _to_garment_data(result: GarmentResult) -> services.GarmentData:
+    box = result.box
+    return services.GarmentData(
+        label=box.label,
+        score=box.score,
+        box=(int(box.x0), int(box.y0), int(box.x1), int(box.y1)),
+        embedding=result.embedding.tolist(),
+        mask_png=_png(result.mask),
+        cutout_png=_png(result.cutout),
+    )
+
+
+def _read_photo(image: ProductImage):
+    with image.file.open("rb") as handle:
+        content = handle.read()
+    return load_image(content, max_side=get_pipeline().max_side)
+
+
+def _schedule_retry(image: ProductImage) -> None:
+    delay = retry_delay_seconds(image.attempts)
+    Schedule.objects.create(
+        name=f"retry-image-{image.pk}-attempt-{image.attempts + 1}",
+        func="search.tasks.process_image",
+        args=str(image.pk),
+        schedule_type=Schedule.ONCE,
+        repeats=1,
+        next_run=timezone.now() + timedelta(seconds=delay),
+    )
+    logger.info("image %s failed (attempt %s); retry in %.0f s", image.pk, image.attempts, delay)
+
+
+def _fail(image: ProductImage, exc: Exception) -> None:
+    services.mark_image_failed(image, f"{type(exc).__name__}: {exc}")
+    if image.attempts < settings.IMAGE_MAX_ATTEMPTS:
+        _schedule_retry(image)
+
+
+def process_images(image_ids: Sequence[int]) -> dict[str, int]:
+    """Process several images with one batched pipeline call; each image succeeds or fails on its own."""
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    claimed: list[ProductImage] = []
+    for image_id in image_ids:
+        image = services.claim_image(image_id, max_attempts=settings.IMAGE_MAX_ATTEMPTS)
+        if image is None:
+            counts["skipped"] += 1
+        else:
+            claimed.append(image)
+    if not claimed:
+        return counts
+    try:
+        pipeline = get_pipeline()
+        space = services.ensure_embedding_space(model_id=pipeline.embedder_id, dim=pipeline.embedding_dim)
+    except Exception as exc:  # a model that cannot load fails every claimed image with the reason
+        for image in claimed:
+            _fail(image, exc)
+        counts["failed"] += len(claimed)
+        return counts
+
+    decoded = []
+    for image in claimed:
+        try:
+            decoded.append((image, _read_photo(image)))
+        except Exception as exc:
+            _fail(image, exc)
+            counts["failed"] += 1
+    if not decoded:
+        return counts
+    try:
+        results = pipeline.process([photo for _, photo in decoded])
+    except Exception:
+        # One bad image must not fail its batch neighbours: fall back to one at a time.
+        logger.exception("batched pipeline call failed; retrying images one by one")
+        results = None
+    for position, (image, photo) in enumerate(decoded):
+        try:
+            garments = results[position] if results is not None else pipeline.process([photo])[0]
+            services.replace_garments(image=image, space=space, garments=[_to_garment_data(g) for g in garments])
+            services.mark_image_done(image)
+            counts["done"] += 1
+        except Exception as exc:
+            logger.exception("processing image %s failed", image.pk)
+            _fail(image, exc)
+            counts["failed"] += 1
+    return counts
+
+
+def process_image(image_id: int) -> str:
+    """The django-q2 task for one image; returns "done", "failed" or "skipped" (not claimable)."""
+    counts = process_images([int(image_id)])
+    return next(status for status, n in counts.items() if n)
+
+
+def recover_stale_images() -> list[int]:
+    """Requeue images a crashed worker left in "processing" (runs on a django-q2 schedule)."""
+    image_ids = services.reset_stale_processing(
+        older_than_seconds=settings.IMAGE_STALE_PROCESSING_SECONDS, max_attempts=settings.IMAGE_MAX_ATTEMPTS
+    )
+    for image_id in image_ids:
+        enqueue_image(image_id)
+    return image_ids
+
+
+def ensure_schedules() -> None:
+    """Create the periodic stale-row recovery schedule (idempotent; called after migrate)."""
+    Schedule.objects.update_or_create(
+        name="lookalike-recover-stale-images",
+        defaults={
+            "func": "search.tasks.recover_stale_images",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": max(1, settings.IMAGE_STALE_PROCESSING_SECONDS // 120),
+            "repeats": -1,
+        },
+    )
+
+
+def outdated_image_ids() -> list[int]:
+    """Images that must be (re)processed for the current embedder: never indexed in its space."""
+    pipeline = get_pipeline()
+    space = services.ensure_embedding_space(model_id=pipeline.embedder_id, dim=pipeline.embedding_dim)
+    return selectors.image_ids_missing_space(space)

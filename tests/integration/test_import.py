@@ -1,0 +1,167 @@
+"""products.json / CSV import: good rows, re-import, malformed rows and files, the command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.importers import ImportFileError, import_file
+from catalog.models import Product, ProductImage
+from tests.conftest import DEMO_DIR, demo_photo
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_background_processing")]
+
+
+@pytest.fixture
+def shop_dir(tmp_path):
+    (tmp_path / "img").mkdir()
+    shutil.copy(demo_photo("Dress"), tmp_path / "img" / "dress.jpg")
+    shutil.copy(demo_photo("Shoes"), tmp_path / "img" / "shoes.jpg")
+    shutil.copy(demo_photo("Shoes", 1), tmp_path / "img" / "shoes-side.jpg")
+    return tmp_path
+
+
+def write_json(directory, rows, name="products.json"):
+    path = directory / name
+    path.write_text(json.dumps(rows))
+    return path
+
+
+GOOD_ROWS = [
+    {
+        "id": "d1",
+        "name": "Summer dress",
+        "price": "49.90",
+        "currency": "EUR",
+        "category": "Dress",
+        "images": ["img/dress.jpg"],
+    },
+    {
+        "id": "s1",
+        "name": "Trail shoes",
+        "price": 89,
+        "currency": "usd",
+        "category": "Shoes",
+        "images": ["img/shoes.jpg", "img/shoes-side.jpg"],
+        "color": "grey",
+    },
+]
+
+
+def test_good_rows_land_with_their_images(shop_dir):
+    report = import_file(write_json(shop_dir, GOOD_ROWS), default_shop="My shop")
+    assert (report.created, report.updated, report.images_added, report.errors) == (2, 0, 3, [])
+    shoes = Product.objects.get(external_id="s1")
+    assert shoes.price == Decimal("89.00") and shoes.currency == "USD" and shoes.colour == "grey"
+    assert shoes.shop == "My shop"
+    assert [image.position for image in shoes.images.all()] == [0, 1]
+
+
+def test_reimport_updates_and_never_duplicates(shop_dir):
+    path = write_json(shop_dir, GOOD_ROWS)
+    import_file(path)
+    changed = [dict(GOOD_ROWS[0], price="39.90"), GOOD_ROWS[1]]
+    report = import_file(write_json(shop_dir, changed))
+    assert (report.created, report.updated, report.images_added, report.images_duplicate) == (0, 2, 0, 3)
+    assert Product.objects.count() == 2
+    assert ProductImage.objects.count() == 3
+    assert Product.objects.get(external_id="d1").price == Decimal("39.90")
+
+
+def test_malformed_rows_are_reported_and_good_rows_still_land(shop_dir):
+    (shop_dir / "img" / "fake.jpg").write_text("this is not a jpeg")
+    rows = [
+        GOOD_ROWS[0],
+        {"id": "bad-price", "name": "X", "price": "cheap", "currency": "EUR", "images": []},
+        {"id": "no-name", "price": "1", "currency": "EUR", "images": []},
+        {"name": "no id", "images": []},
+        {"id": "missing-file", "name": "Y", "images": ["img/nope.jpg"]},
+        {"id": "fake-image", "name": "Z", "images": ["img/fake.jpg"]},
+        {"id": "bad-images", "name": "W", "images": ["img/dress.jpg"] + [3]},
+        "not an object",
+        GOOD_ROWS[1],
+    ]
+    report = import_file(write_json(shop_dir, rows))
+    assert report.created == 2
+    by_row = {error.row: error.message for error in report.errors}
+    assert set(by_row) == {2, 3, 4, 5, 6, 7, 8}
+    assert "not a number" in by_row[2]
+    assert "name is required" in by_row[3]
+    assert "needs an 'id'" in by_row[4]
+    assert "not found" in by_row[5]
+    assert "not an image" in by_row[6]
+    assert "list of paths" in by_row[7]
+    assert "object" in by_row[8]
+    assert set(Product.objects.values_list("external_id", flat=True)) == {"d1", "s1"}
+    assert not Product.objects.filter(external_id="fake-image").exists(), "a row with a bad image stores nothing"
+
+
+def test_csv_import(shop_dir):
+    path = shop_dir / "products.csv"
+    path.write_text(
+        "id,name,price,currency,category,images,colour\n"
+        "d1,Summer dress,49.90,EUR,Dress,img/dress.jpg,red\n"
+        's1,"Trail shoes, grey",89,USD,Shoes,img/shoes.jpg|img/shoes-side.jpg,\n'
+        "bad,Broken,abc,EUR,Shoes,,\n"
+    )
+    report = import_file(path)
+    assert report.created == 2 and report.images_added == 3
+    assert [str(error) for error in report.errors] == ["row 3 (id bad): price 'abc' is not a number"]
+    assert Product.objects.get(external_id="s1").name == "Trail shoes, grey"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("products.json", "{not json", "invalid JSON at line 1"),
+        ("products.json", '{"items": 1}', "must be a list"),
+        ("products.csv", "", "header row"),
+        ("products.xml", "<x/>", "unsupported file type"),
+    ],
+)
+def test_unusable_files_raise_a_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ImportFileError, match=message):
+        import_file(path)
+
+
+def test_command_reports_rows_and_fails_when_nothing_imports(shop_dir, capsys):
+    call_command("import_products", str(write_json(shop_dir, GOOD_ROWS)), "--shop", "S")
+    assert "2 product(s) imported (2 new, 0 updated)" in capsys.readouterr().out
+    bad = write_json(shop_dir, [{"id": "x", "images": []}], name="bad.json")
+    with pytest.raises(CommandError, match="no row could be imported"):
+        call_command("import_products", str(bad))
+    assert "row 1 (id x): name is required" in capsys.readouterr().err
+    with pytest.raises(CommandError, match="file not found"):
+        call_command("import_products", str(shop_dir / "missing.json"))
+
+
+def test_demo_catalog_imports_cleanly():
+    report = import_file(DEMO_DIR / "products.json")
+    assert report.errors == []
+    assert report.created == Product.objects.count() >= 17 * 5
+    assert set(Product.objects.values_list("category", flat=True)) == {
+        "Blazer",
+        "Blouse",
+        "Body",
+        "Dress",
+        "Hat",
+        "Hoodie",
+        "Longsleeve",
+        "Outwear",
+        "Pants",
+        "Polo",
+        "Shirt",
+        "Shoes",
+        "Shorts",
+        "Skirt",
+        "T-Shirt",
+        "Top",
+        "Undershirt",
+    }
+    assert ProductImage.objects.count() == Product.objects.count()
