@@ -44,6 +44,9 @@ def inspect_image(content: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
                     f"The image is {width}x{height} pixels, more than the {max_pixels:,} pixels allowed "
                     "(a decompression bomb guard)."
                 )
+            # Sizes are as people see the photo: EXIF orientations 5-8 turn it a quarter.
+            if probe.getexif().get(0x0112) in (5, 6, 7, 8):
+                width, height = height, width
             probe.verify()
         with Image.open(io.BytesIO(content)) as full:
             full.load()  # verify() does not decode pixel data: a truncated JPEG only fails here.

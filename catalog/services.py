@@ -181,10 +181,15 @@ def ensure_embedding_space(*, model_id: str, dim: int) -> EmbeddingSpace:
             "use a new model id for different weights"
         )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {space.index_name} ON catalog_garment "
-            f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) WHERE space_id = {int(space.pk)}"
-        )
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [space.index_name])
+        if cursor.fetchone() is None:
+            if connection.in_atomic_block:
+                # CREATE INDEX refuses to run while deferred FK checks are pending: run them now instead.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {space.index_name} ON catalog_garment "
+                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) WHERE space_id = {int(space.pk)}"
+            )
     return space
 
 

@@ -19,7 +19,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from catalog import selectors, services
-from catalog.models import ProductImage
+from catalog.models import ImageStatus, ProductImage
 from search.pipeline.base import GarmentResult
 from search.pipeline.images import load_image
 from search.pipeline.registry import get_pipeline
@@ -44,12 +44,23 @@ def _png(image) -> bytes:
     return buffer.getvalue()
 
 
-def _to_garment_data(result: GarmentResult) -> services.GarmentData:
+def _box_in_original_pixels(result: GarmentResult, image: ProductImage, photo) -> tuple[int, int, int, int]:
+    """The pipeline saw an upright copy shrunk to max_side; stored boxes refer to the stored photo."""
+    scale_x = (image.width or photo.width) / photo.width
+    scale_y = (image.height or photo.height) / photo.height
+    width, height = image.width or photo.width, image.height or photo.height
+    box = result.box
+    x0, x1 = sorted((min(max(round(box.x0 * scale_x), 0), width), min(max(round(box.x1 * scale_x), 0), width)))
+    y0, y1 = sorted((min(max(round(box.y0 * scale_y), 0), height), min(max(round(box.y1 * scale_y), 0), height)))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def _to_garment_data(result: GarmentResult, image: ProductImage, photo) -> services.GarmentData:
     box = result.box
     return services.GarmentData(
         label=box.label,
         score=box.score,
-        box=(int(box.x0), int(box.y0), int(box.x1), int(box.y1)),
+        box=_box_in_original_pixels(result, image, photo),
         embedding=result.embedding.tolist(),
         mask_png=_png(result.mask),
         cutout_png=_png(result.cutout),
@@ -120,7 +131,9 @@ def process_images(image_ids: Sequence[int]) -> dict[str, int]:
     for position, (image, photo) in enumerate(decoded):
         try:
             garments = results[position] if results is not None else pipeline.process([photo])[0]
-            services.replace_garments(image=image, space=space, garments=[_to_garment_data(g) for g in garments])
+            services.replace_garments(
+                image=image, space=space, garments=[_to_garment_data(g, image, photo) for g in garments]
+            )
             services.mark_image_done(image)
             counts["done"] += 1
         except Exception as exc:
@@ -164,3 +177,17 @@ def outdated_image_ids() -> list[int]:
     pipeline = get_pipeline()
     space = services.ensure_embedding_space(model_id=pipeline.embedder_id, dim=pipeline.embedding_dim)
     return selectors.image_ids_missing_space(space)
+
+
+def enqueue_reindex(all_images: bool) -> int:
+    """What ``manage.py index [--all]`` does without --sync, for callers other than the command (the
+    admin): requeue the chosen photos with a fresh attempt budget and queue one task each."""
+    recover_stale_images()
+    if all_images:
+        image_ids = selectors.image_ids_by_status(*ImageStatus.values)
+    else:
+        image_ids = sorted(set(selectors.image_ids_by_status(ImageStatus.PENDING)) | set(outdated_image_ids()))
+    services.requeue_images(image_ids, announce=False)
+    for image_id in image_ids:
+        enqueue_image(image_id)
+    return len(image_ids)

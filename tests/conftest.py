@@ -54,3 +54,11 @@ def demo_photo(category: str, index: int = 0) -> Path:
 
     products = [p for p in json.loads((DEMO_DIR / "products.json").read_text()) if p["category"] == category]
     return DEMO_DIR / products[index]["images"][0]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random-weight Florence-2, SAM 2 and CLIP models of the real classes, built offline once."""
+    from tests.fixtures.tiny_models import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))

@@ -1,0 +1,12 @@
+"""Shopper pages."""
+
+from django.urls import path
+
+from search import views
+
+app_name = "search"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("products/<int:pk>/", views.product_detail, name="product"),
+]
