@@ -246,6 +246,37 @@ class ProductViewSet(
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("min_similarity", float, description="percent, default 97"),
+            OpenApiParameter("limit", int, description="pairs, default 100"),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 403: ErrorSerializer},
+    )
+    @action(detail=False, methods=["get"], permission_classes=[permissions.IsAdminUser])
+    def duplicates(self, request):
+        """Staff: pairs of different products whose garments are near-identical vectors."""
+        try:
+            min_similarity = float(request.query_params.get("min_similarity", 97))
+            limit = int(request.query_params.get("limit", 100))
+        except ValueError as exc:
+            raise ApiError("min_similarity must be a number and limit an integer", code="invalid") from exc
+        if not 0 <= min_similarity <= 100 or not 1 <= limit <= 1000:
+            raise ApiError("min_similarity must be within 0..100 and limit within 1..1000", code="invalid")
+        pairs = query.near_duplicate_products(min_similarity=min_similarity, limit=limit)
+        return Response(
+            {
+                "results": [
+                    {
+                        "first": ProductSerializer(pair.first).data,
+                        "second": ProductSerializer(pair.second).data,
+                        "similarity": pair.similarity,
+                    }
+                    for pair in pairs
+                ]
+            }
+        )
+
     @property
     def throttle_scope(self):
         return "search" if getattr(self, "action", None) == "similar" else None

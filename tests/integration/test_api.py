@@ -315,6 +315,22 @@ class TestProducts:
         assert not Product.objects.filter(pk=pk).exists()
 
 
+def test_near_duplicates_are_listed_for_staff_only(client, indexed_catalog, demo_products, tmp_path):
+    # The same photo sold as a second product (another shop) is a near-duplicate.
+    shoe = next(p for p in demo_products if p["category"] == "Shoes" and Product.objects.filter(external_id=p["id"]))
+    copy = dict(shoe, shop="Another shop", images=[str(DEMO_DIR / shoe["images"][0])])
+    (tmp_path / "copy.json").write_text(json.dumps([copy]))
+    import_file(tmp_path / "copy.json")
+    tasks.process_images(list(Product.objects.filter(shop="Another shop").values_list("images__id", flat=True)))
+    assert client.get("/api/products/duplicates/").status_code in (401, 403)
+    client.force_authenticate(User.objects.create_user("boss", is_staff=True))
+    pairs = client.get("/api/products/duplicates/").json()["results"]
+    assert len(pairs) == 1
+    assert {pairs[0]["first"]["external_id"]} == {pairs[0]["second"]["external_id"]} == {shoe["id"]}
+    assert pairs[0]["similarity"] >= 99.9
+    assert client.get("/api/products/duplicates/", {"min_similarity": "x"}).status_code == 400
+
+
 def test_search_is_throttled(client, offline_pipeline, settings):
     from rest_framework.settings import api_settings
     from rest_framework.throttling import ScopedRateThrottle

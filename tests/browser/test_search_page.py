@@ -1,0 +1,286 @@
+"""The search page in a real headless Chromium against a catalog indexed with the offline profile.
+
+A shopper uploads a real T-shirt photo that is not in the catalog, sees ranked cards, filters them, opens a
+product, switches between two detected garments, and is told why a fake "photo" was refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import defaultdict
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from catalog import services
+from catalog.importers import import_file
+from catalog.models import ProductImage
+from search.pipeline.registry import get_pipeline, reset_pipeline
+from search.tasks import process_images
+from tests.conftest import DEMO_DIR, demo_photo
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+WAIT_SECONDS = 60
+# A T-shirt photo the catalog does not contain: the catalog has T-shirts 0-3 of the demo set.
+QUERY_PHOTO = demo_photo("T-Shirt", 5)
+PRODUCTS_PER_CATEGORY = {"T-Shirt": 4, "Shoes": 4}
+OTHER_CATEGORIES = (
+    "Dress", "Pants", "Shorts", "Skirt", "Hat", "Blazer", "Hoodie", "Polo", "Shirt", "Longsleeve", "Top"
+)
+TOP_LIKE = {"T-Shirt", "Polo", "Top", "Longsleeve", "Shirt", "Undershirt", "Blouse", "Hoodie"}
+
+
+def _catalog_subset() -> list[dict]:
+    """30 demo products across 13 categories, each with a SKU so cards can show one."""
+    by_category = defaultdict(list)
+    for product in json.loads((DEMO_DIR / "products.json").read_text()):
+        by_category[product["category"]].append(product)
+    counts = {**PRODUCTS_PER_CATEGORY, **dict.fromkeys(OTHER_CATEGORIES, 2)}
+    subset = []
+    for category, count in counts.items():
+        for product in by_category[category][:count]:
+            images = [str(DEMO_DIR / image) for image in product["images"]]
+            subset.append({**product, "images": images, "sku": f"SKU-{product['id'].upper()}"})
+    assert str(QUERY_PHOTO) not in {image for product in subset for image in product["images"]}
+    return subset
+
+
+@pytest.fixture
+def offline_profile(settings):
+    """The bundled offline profile (no model download; its embedder has no text tower)."""
+    settings.LOOKALIKE_PROFILE = "offline"
+    for name in ("LOOKALIKE_DETECTOR", "LOOKALIKE_SEGMENTER", "LOOKALIKE_EMBEDDER"):
+        setattr(settings, name, "")
+    reset_pipeline()
+    yield
+    reset_pipeline()
+
+
+# Garments of the catalog's photos by photo checksum: the first test indexes with the real pipeline, later
+# tests of the module store the same rows again instead of re-running the model (the database is flushed
+# after every live-server test).
+_INDEXED: dict[str, list[services.GarmentData]] = {}
+
+
+def _file_bytes(field) -> bytes:
+    if not field:
+        return b""
+    with field.open("rb") as handle:
+        return handle.read()
+
+
+def _remember_garments(images) -> None:
+    for image in images:
+        _INDEXED[image.sha256] = [
+            services.GarmentData(
+                label=garment.label,
+                score=garment.score,
+                box=garment.box,
+                embedding=list(garment.embedding),
+                mask_png=_file_bytes(garment.mask),
+                cutout_png=_file_bytes(garment.cutout),
+            )
+            for garment in image.garments.all()
+        ]
+
+
+@pytest.fixture
+def indexed_catalog(offline_profile, settings, tmp_path, transactional_db):
+    """The subset imported, then indexed with the offline profile by ``process_images`` (what `manage.py index
+    --sync` runs) the first time, and from the remembered garments after that."""
+    settings.LOOKALIKE_PROCESS_ON_UPLOAD = False
+    source = tmp_path / "products.json"
+    source.write_text(json.dumps(_catalog_subset()))
+    report = import_file(source)
+    assert not report.errors, report.errors
+    images = list(ProductImage.objects.order_by("pk"))
+    assert len(images) == 30
+    if not all(image.sha256 in _INDEXED for image in images):
+        counts = process_images([image.pk for image in images])
+        assert counts["done"] == 30, counts
+        _remember_garments(ProductImage.objects.prefetch_related("garments"))
+        return
+    pipeline = get_pipeline()
+    space = services.ensure_embedding_space(model_id=pipeline.embedder_id, dim=pipeline.embedding_dim)
+    for image in images:
+        services.replace_garments(image=image, space=space, garments=_INDEXED[image.sha256])
+        services.mark_image_done(image)
+
+
+def _open_search_page(browser, live_server):
+    browser.get(f"{live_server.url}/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Search by photo"
+
+
+def _upload(browser, path):
+    browser.find_element(By.ID, "photo-input").send_keys(str(path))
+
+
+def _cards(browser, within="#results"):
+    return browser.find_elements(By.CSS_SELECTOR, f"{within} .card")
+
+
+def _wait_for_cards(browser):
+    def ready(driver):
+        busy = driver.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
+        error = driver.find_element(By.ID, "search-error")
+        assert not error.is_displayed(), f"search failed: {error.text}"
+        return not busy and _cards(driver)
+
+    return WebDriverWait(browser, WAIT_SECONDS).until(ready)
+
+
+def _wait_for_new_results(browser, old_card):
+    """After a re-search: the old cards are replaced by the answer's cards."""
+    WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.staleness_of(old_card))
+    return _wait_for_cards(browser)
+
+
+def _drop_file(browser, path):
+    """Drag & drop as the page sees it: a drop event on the zone carrying the file."""
+    browser.execute_script(
+        """
+        const [b64, name] = arguments;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: "image/jpeg"}));
+        const zone = document.getElementById("dropzone");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }
+        """,
+        base64.b64encode(path.read_bytes()).decode(),
+        path.name,
+    )
+
+
+def _card_text(card, css):
+    return card.find_element(By.CSS_SELECTOR, css).text.strip()
+
+
+def _categories(cards):
+    return [_card_text(card, ".card__category") for card in cards]
+
+
+def test_photo_search_ranks_tshirts_first_and_a_category_filter_applies(
+    browser, live_server, indexed_catalog, screenshot
+):
+    _open_search_page(browser, live_server)
+    _upload(browser, QUERY_PHOTO)
+    cards = _wait_for_cards(browser)
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda d: d.execute_script("const i = arguments[0]; return i.complete && i.naturalWidth > 0;",
+                                   cards[0].find_element(By.CSS_SELECTOR, ".card__image"))
+    )
+    screenshot("search-1-photo-results")
+
+    assert len(cards) == 12  # the default number of results
+    assert browser.find_element(By.ID, "preview-image").is_displayed()
+    for card in cards:
+        assert _card_text(card, ".card__title")
+        assert re.fullmatch(r"ID demo-[a-z-]+-\d+", _card_text(card, ".card__id"))
+        assert re.fullmatch(r"SKU SKU-DEMO-[A-Z-]+-\d+", _card_text(card, ".card__sku"))
+        assert re.fullmatch(r"\d+\.\d{2} EUR", _card_text(card, ".card__price"))
+        assert re.fullmatch(r"\d{1,3}\.\d% similar", _card_text(card, ".card__percent"))
+        assert re.search(r"/products/\d+/$", card.find_element(By.CSS_SELECTOR, ".card__link").get_attribute("href"))
+    percents = [float(_card_text(card, ".card__percent").split("%")[0]) for card in cards]
+    assert percents == sorted(percents, reverse=True)
+    top = _categories(cards[:6])
+    assert top[0] in TOP_LIKE, top
+    assert top.count("T-Shirt") > top.count("Shoes"), top
+
+    Select(browser.find_element(By.ID, "category")).select_by_visible_text("Shoes")
+    browser.find_element(By.ID, "search-button").click()
+    cards = _wait_for_new_results(browser, cards[0])
+    screenshot("search-2-filter-shoes")
+
+    assert _categories(cards) == ["Shoes"] * 4  # every shoe of the catalog, nothing else
+
+    product_name = _card_text(cards[0], ".card__title")
+    cards[0].find_element(By.CSS_SELECTOR, ".card__link").click()
+    WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".product__name"))
+    screenshot("search-3-product-page")
+
+    assert browser.find_element(By.CSS_SELECTOR, ".product__name").text == product_name
+    similar = _cards(browser, within="#similar-results")
+    assert len(similar) == 8
+    assert product_name not in [_card_text(card, ".card__title") for card in similar]
+
+
+def test_clicking_another_garment_box_searches_that_garment(
+    browser, live_server, indexed_catalog, settings, screenshot
+):
+    settings.LOOKALIKE_DETECTOR = "tests.browser.fakes.TwoBoxDetector"
+    reset_pipeline()
+    _open_search_page(browser, live_server)
+    _upload(browser, QUERY_PHOTO)
+    cards = _wait_for_cards(browser)
+
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")
+    assert [box.text.lower() for box in boxes] == ["top", "pants"]
+    assert [box.get_attribute("aria-pressed") for box in boxes] == ["true", "false"]  # the larger one first
+    left, right = (box.rect for box in boxes)
+    preview = browser.find_element(By.ID, "preview-image").rect
+    assert abs(left["x"] - preview["x"]) < 4 and abs(right["x"] + right["width"] - preview["x"] - preview["width"]) < 4
+    assert left["width"] > right["width"] > 0.4 * preview["width"]  # scaled to the preview's displayed size
+    assert "for the top" in browser.find_element(By.ID, "results-summary").text
+    screenshot("search-4-garment-top")
+
+    boxes[1].click()
+    _wait_for_new_results(browser, cards[0])
+    screenshot("search-5-garment-pants")
+
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")
+    assert [box.get_attribute("aria-pressed") for box in boxes] == ["false", "true"]
+    assert "for the pants" in browser.find_element(By.ID, "results-summary").text
+
+
+def test_a_file_that_is_not_an_image_shows_the_reason(browser, live_server, tmp_path, screenshot):
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("Dear diary, this is not a photo at all.\n")
+    _open_search_page(browser, live_server)
+    _upload(browser, fake)
+
+    error = WebDriverWait(browser, WAIT_SECONDS).until(
+        expected_conditions.visibility_of_element_located((By.ID, "search-error"))
+    )
+    screenshot("search-6-bad-file")
+
+    assert "not an image" in error.text
+    assert not _cards(browser)
+
+
+def test_a_photo_dropped_on_an_unindexed_catalog_gets_the_notice(browser, live_server, offline_profile, screenshot):
+    _open_search_page(browser, live_server)
+    _drop_file(browser, QUERY_PHOTO)
+
+    notice = WebDriverWait(browser, WAIT_SECONDS).until(
+        expected_conditions.visibility_of_element_located((By.ID, "search-notice"))
+    )
+    screenshot("search-7-dropped-photo-not-indexed")
+
+    assert notice.text == "The catalog has not been indexed with the current model yet."
+    assert browser.find_element(By.ID, "preview-image").get_attribute("alt") == f"Your photo: {QUERY_PHOTO.name}"
+    assert browser.find_element(By.ID, "results-summary").text == "0 similar products"
+    assert not _cards(browser)
+
+
+def test_text_search_without_a_photo_is_answered_by_the_server(browser, live_server, offline_profile, screenshot):
+    _open_search_page(browser, live_server)
+    box = browser.find_element(By.ID, "q")
+    box.send_keys("red satin midi dress")
+    box.submit()
+
+    error = WebDriverWait(browser, WAIT_SECONDS).until(
+        expected_conditions.visibility_of_element_located((By.ID, "search-error"))
+    )
+    screenshot("search-8-text-search-offline")
+
+    assert "text tower" in error.text and "FashionCLIP" in error.text
+    assert browser.current_url.startswith(f"{live_server.url}/?q=red+satin+midi+dress")
+    assert browser.find_element(By.ID, "q").get_attribute("value") == "red satin midi dress"
