@@ -125,9 +125,12 @@ def _normalise(record) -> dict:
     return normalised
 
 
-def _load_image_bytes(reference: str, base_dir: Path, fetch: Callable[[str], bytes]) -> bytes:
+def _load_image_bytes(reference: str, base_dir: Path | None, fetch: Callable[[str], bytes]) -> bytes:
     if urlparse(reference).scheme in {"http", "https"}:
         return fetch(reference)
+    if base_dir is None:
+        # An uploaded file has no folder of its own: a path in it would read the server's disk.
+        raise ValueError(f"only http(s) image URLs are allowed in an uploaded file, not {reference!r}")
     path = Path(reference)
     if not path.is_absolute():
         path = base_dir / path
@@ -140,11 +143,14 @@ def _load_image_bytes(reference: str, base_dir: Path, fetch: Callable[[str], byt
 def import_records(
     records: Iterable,
     *,
-    base_dir: Path,
+    base_dir: Path | None,
     default_shop: str = "",
     fetch: Callable[[str], bytes] = fetch_url,
 ) -> ImportReport:
-    """Upsert each record in its own transaction; a bad row is reported and the others still land."""
+    """Upsert each record in its own transaction; a bad row is reported and the others still land.
+
+    Local image paths are read relative to ``base_dir``; ``base_dir=None`` (an upload) allows URLs only.
+    """
     report = ImportReport()
     for row_number, raw in enumerate(records, start=1):
         product_id = str(raw.get("id", "")).strip() if isinstance(raw, dict) else ""

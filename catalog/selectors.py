@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, TextChoices, Value, When
+from django.db.models.functions import Coalesce
 
 from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, ProductImage
 
@@ -46,3 +47,89 @@ def garments_of_image(image: ProductImage) -> QuerySet[Garment]:
 
 def get_image(image_id: int) -> ProductImage | None:
     return ProductImage.objects.select_related("product").filter(pk=image_id).first()
+
+
+# --- admin ----------------------------------------------------------------------------------------
+
+
+def _images_count(**filters):
+    """Correlated per-product image count: evaluated only for the rows a page shows, unlike a JOIN +
+    GROUP BY that aggregates the whole catalog before LIMIT."""
+    images = ProductImage.objects.filter(product=OuterRef("pk"), **filters).order_by()
+    return Coalesce(Subquery(images.values("product").annotate(n=Count("pk")).values("n")[:1]), 0)
+
+
+class ProductState(TextChoices):
+    """One word per product for the admin list: the worst state among its photos."""
+
+    NO_IMAGES = "no_images", "No photos"
+    FAILED = "failed", "Failed"
+    IN_PROGRESS = "in_progress", "Pending / processing"
+    DONE = "done", "Done"
+
+
+def products_for_admin() -> QuerySet[Product]:
+    """Products with image totals per status, their first photo (id, hash) and a processing state, in one
+    query whatever the page size."""
+    first_image = ProductImage.objects.filter(product=OuterRef("pk")).order_by("position", "pk")
+    return Product.objects.annotate(
+        image_count=_images_count(),
+        images_done=_images_count(status=ImageStatus.DONE),
+        images_failed=_images_count(status=ImageStatus.FAILED),
+        images_waiting=_images_count(status__in=[ImageStatus.PENDING, ImageStatus.PROCESSING]),
+        first_image_id=Subquery(first_image.values("pk")[:1]),
+        state=Case(
+            When(image_count=0, then=Value(ProductState.NO_IMAGES)),
+            When(images_failed__gt=0, then=Value(ProductState.FAILED)),
+            When(images_waiting__gt=0, then=Value(ProductState.IN_PROGRESS)),
+            default=Value(ProductState.DONE),
+        ),
+    )
+
+
+def images_for_admin() -> QuerySet[ProductImage]:
+    """Photos with their product and garment count (no N+1 on the image list)."""
+    garments = Garment.objects.filter(image=OuterRef("pk")).order_by()
+    return ProductImage.objects.select_related("product").annotate(
+        garment_count=Coalesce(Subquery(garments.values("image").annotate(n=Count("pk")).values("n")[:1]), 0)
+    )
+
+
+def garments_for_display() -> QuerySet[Garment]:
+    """Garments without their vectors: pages show boxes and pictures, never the embedding."""
+    return Garment.objects.defer("embedding")
+
+
+def garments_of_product(product_id: int) -> QuerySet[Garment]:
+    return (
+        garments_for_display()
+        .filter(image__product_id=product_id)
+        .select_related("image", "space")
+        .order_by("image__position", "image_id", "pk")
+    )
+
+
+def images_finished_since(since) -> dict[str, int]:
+    """Photos that reached done / failed since ``since`` (the processing throughput)."""
+    rows = (
+        ProductImage.objects.filter(processed_at__gte=since, status__in=[ImageStatus.DONE, ImageStatus.FAILED])
+        .values_list("status")
+        .annotate(n=Count("pk"))
+    )
+    counts = dict(rows.values_list("status", "n"))
+    return {ImageStatus.DONE: counts.get(ImageStatus.DONE, 0), ImageStatus.FAILED: counts.get(ImageStatus.FAILED, 0)}
+
+
+def latest_failed_images(limit: int = 20) -> list[ProductImage]:
+    return list(
+        ProductImage.objects.filter(status=ImageStatus.FAILED)
+        .select_related("product")
+        .order_by("-processed_at", "-pk")[:limit]
+    )
+
+
+def categories() -> list[str]:
+    """Distinct non-empty product categories, sorted: the choices of the shopper's category filter."""
+    return list(
+        Product.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct()
+    )

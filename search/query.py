@@ -178,12 +178,18 @@ def search_by_text(text: str, *, k: int = 12, filters: ProductFilters | None = N
 def similar_to_product(
     product_id: int, *, k: int = 12, filters: ProductFilters | None = None, garments_per_product: int = 4
 ) -> list[ProductMatch]:
-    """ "More like this": neighbours of the product's stored garment vectors (no model call)."""
-    space = current_space()
-    if space is None:
+    """ "More like this": neighbours of the product's stored garment vectors.
+
+    Uses the space the product's own vectors live in, so no model is loaded or called (a web process
+    showing product pages never builds the pipeline).
+    """
+    own_garments = Garment.objects.filter(image__product_id=product_id).select_related("space")
+    newest = own_garments.order_by("-space__created_at", "-space_id").first()
+    if newest is None:
         return []
+    space = newest.space
     own = list(
-        Garment.objects.filter(image__product_id=product_id, space=space)
+        own_garments.filter(space=space)
         .order_by("image__position", "image_id", "id")
         .values_list("embedding", flat=True)[:garments_per_product]
     )

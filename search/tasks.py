@@ -179,15 +179,28 @@ def outdated_image_ids() -> list[int]:
     return selectors.image_ids_missing_space(space)
 
 
-def enqueue_reindex(all_images: bool) -> int:
-    """What ``manage.py index [--all]`` does without --sync, for callers other than the command (the
-    admin): requeue the chosen photos with a fresh attempt budget and queue one task each."""
+def prepare_index(which: str = "pending") -> list[int]:
+    """Choose the photos to (re)index and reset them to pending with a fresh attempt budget.
+
+    ``which``: "pending" (pending plus photos not yet indexed with the current embedder), "failed" or
+    "all". Shared by ``manage.py index`` and the admin so the two cannot drift apart.
+    """
     recover_stale_images()
-    if all_images:
+    if which == "all":
         image_ids = selectors.image_ids_by_status(*ImageStatus.values)
-    else:
+    elif which == "failed":
+        image_ids = selectors.image_ids_by_status(ImageStatus.FAILED)
+    elif which == "pending":
         image_ids = sorted(set(selectors.image_ids_by_status(ImageStatus.PENDING)) | set(outdated_image_ids()))
+    else:
+        raise ValueError(f"which must be pending, failed or all, not {which!r}")
     services.requeue_images(image_ids, announce=False)
+    return image_ids
+
+
+def enqueue_reindex(all_images: bool) -> int:
+    """Queue one task per photo to (re)index; returns how many were queued."""
+    image_ids = prepare_index("all" if all_images else "pending")
     for image_id in image_ids:
         enqueue_image(image_id)
     return len(image_ids)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from catalog import selectors, services
+from catalog import selectors
 from catalog.models import ImageStatus
 from search import tasks
 from search.pipeline.registry import get_pipeline
@@ -29,17 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args, failed: bool, all: bool, sync: bool, batch_size: int | None, **options):
         pipeline = get_pipeline()
         self.stdout.write(f"Pipeline: {pipeline.describe()}")
-        tasks.recover_stale_images()
-        if all:
-            image_ids = selectors.image_ids_by_status(*ImageStatus.values)
-        elif failed:
-            image_ids = selectors.image_ids_by_status(ImageStatus.FAILED)
-        else:
-            image_ids = sorted(
-                set(selectors.image_ids_by_status(ImageStatus.PENDING)) | set(tasks.outdated_image_ids())
-            )
-        # Reset the chosen rows to pending with a fresh attempt budget; the tasks below then claim them.
-        services.requeue_images(image_ids, announce=False)
+        image_ids = tasks.prepare_index("all" if all else "failed" if failed else "pending")
         if not image_ids:
             self.stdout.write(self.style.SUCCESS("Nothing to index."))
             return
