@@ -11,17 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from catalog import services
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 FIELD_ALIASES = {"color": "colour", "title": "name", "link": "url", "image": "images", "image_url": "images"}
 OPTIONAL_FIELDS = ("shop", "brand", "sku", "gtin", "mpn", "colour", "description", "availability", "category")
 
@@ -61,16 +61,16 @@ class ImportReport:
         )
 
 
-def fetch_url(url: str, *, timeout: float = 20.0, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
-    """A plain, size-capped download for import files that list image URLs (the crawler has its own)."""
+def fetch_url(url: str) -> bytes:
+    """Download an image URL named in an import file with the configured fetcher.
+
+    ``CATALOG_IMAGE_FETCHER`` (a dotted path) defaults to the crawler's guarded downloader, so imports get
+    the same address policy (no private networks), size cap and User-Agent without the catalog importing
+    the crawler.
+    """
     if urlparse(url).scheme not in {"http", "https"}:
         raise ValueError(f"only http(s) image URLs are allowed: {url}")
-    request = urllib.request.Request(url, headers={"User-Agent": "LookalikeImporter/0.1"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
-        content = response.read(max_bytes + 1)
-    if len(content) > max_bytes:
-        raise ValueError(f"image larger than {max_bytes} bytes: {url}")
-    return content
+    return import_string(settings.CATALOG_IMAGE_FETCHER)(url)
 
 
 def read_records(path: Path) -> list[dict]:

@@ -219,6 +219,8 @@ else:
 # New photos are processed in the background as soon as they are stored (off: they stay pending until
 # `manage.py index`).
 LOOKALIKE_PROCESS_ON_UPLOAD = env_bool("LOOKALIKE_PROCESS_ON_UPLOAD", True)
+# How catalog imports download image URLs (dotted path to a function url -> bytes).
+CATALOG_IMAGE_FETCHER = env_str("CATALOG_IMAGE_FETCHER", "scraping.download.fetch_image_bytes")
 # How often a failing image is retried by the worker before it stays "failed", and the base of the
 # exponential backoff between attempts (seconds).
 IMAGE_MAX_ATTEMPTS = env_int("IMAGE_MAX_ATTEMPTS", 3)
@@ -271,7 +273,7 @@ CRAWL_ALLOW_PRIVATE_ADDRESSES = env_bool("CRAWL_ALLOW_PRIVATE_ADDRESSES", False)
 CRAWL_ALLOWED_NETWORKS = env_list("CRAWL_ALLOWED_NETWORKS", [])
 # Hosts (your own shops) crawled without asking their robots.txt.
 CRAWL_ALLOWED_HOSTS_IGNORE_ROBOTS = env_list("CRAWL_ALLOWED_HOSTS_IGNORE_ROBOTS", [])
-# Caps for one run: pages visited, bytes downloaded (images and robots.txt) and wall-clock seconds.
+# Caps for one run: pages visited, bytes fetched (page HTML, photos, robots.txt) and wall-clock seconds.
 CRAWL_MAX_PAGES = env_int("CRAWL_MAX_PAGES", 1000)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2 * 1024 * 1024 * 1024)
 CRAWL_MAX_SECONDS = env_int("CRAWL_MAX_SECONDS", 6 * 3600)

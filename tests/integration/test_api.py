@@ -349,6 +349,7 @@ def test_openapi_schema_and_docs(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert {"/api/search/", "/api/products/", "/api/products/{id}/similar/"} <= set(paths)
+    assert {"/api/search/", "/api/products/", "/api/products/{id}/similar/", "/api/crawls/"} <= set(paths)
+    assert client.post("/api/crawls/", {"urls": ["https://shop.example/p/1"]}, format="json").status_code in (401, 403)
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()

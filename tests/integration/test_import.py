@@ -165,3 +165,33 @@ def test_demo_catalog_imports_cleanly():
         "Undershirt",
     }
     assert ProductImage.objects.count() == Product.objects.count()
+
+
+@pytest.fixture
+def photo_server(shop_dir):
+    """A local HTTP server serving the shop folder's photos (127.0.0.1 only)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shop_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_image_urls_are_fetched_through_the_guarded_downloader(shop_dir, photo_server, settings):
+    rows = [{"id": "u1", "name": "Remote dress", "images": [f"{photo_server}/img/dress.jpg"]}]
+    report = import_file(write_json(shop_dir, rows))
+    assert report.created == 0
+    assert "refused" in report.errors[0].message and "127.0.0.1" in report.errors[0].message
+    settings.CRAWL_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.CRAWL_ALLOW_PRIVATE_ADDRESSES = False
+    missing = [{"id": "u2", "name": "Gone", "images": [f"{photo_server}/img/missing.jpg"]}]
+    report = import_file(write_json(shop_dir, rows + missing))
+    assert report.created == 1 and report.images_added == 1
+    assert "HTTP 404" in report.errors[0].message
+    image = Product.objects.get(external_id="u1").images.get()
+    assert image.source_url == f"{photo_server}/img/dress.jpg"
