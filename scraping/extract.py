@@ -28,23 +28,11 @@ from lxml import html as lxml_html
 
 from scraping.images import absolute_url, dom_image_candidates, looks_like_furniture, select_photos
 from scraping.prices import parse_price
-from scraping.profiles import SiteProfile
+from scraping.profiles import PRODUCT_FIELDS, SiteProfile
 
 logger = logging.getLogger(__name__)
 
-FIELDS = (
-    "name",
-    "sku",
-    "gtin",
-    "mpn",
-    "brand",
-    "description",
-    "price",
-    "currency",
-    "availability",
-    "colour",
-    "category",
-)
+FIELDS = PRODUCT_FIELDS
 PRODUCT_TYPES = {"product", "productgroup", "productmodel", "individualproduct", "someproducts"}
 LIST_TYPES = {"itemlist", "offercatalog", "collectionpage", "searchresultspage"}
 SCHEMA_PREFIXES = ("http://schema.org/", "https://schema.org/")

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from cssselect import GenericTranslator, SelectorError
 
-PROFILE_FIELDS = {
+# The product fields a page can state; extraction and selector profiles share this list.
+PRODUCT_FIELDS = (
     "name",
     "sku",
     "gtin",
@@ -29,8 +30,8 @@ PROFILE_FIELDS = {
     "availability",
     "colour",
     "category",
-    "images",
-}
+)
+PROFILE_FIELDS = {*PRODUCT_FIELDS, "images"}
 PROFILE_KEYS = {"name", "hosts", "url_pattern", "fields", "product_links", "next_page"}
 
 
