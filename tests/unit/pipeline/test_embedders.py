@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from search.pipeline.base import PipelineError, UnsupportedOperation
+from search.pipeline.embedders import ClipEmbedder, imagenet_batch, projected_embeddings
+from search.pipeline.images import load_image
+from search.pipeline.loading import model_id_for
+
+from .conftest import real_photos
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tiny_model_dirs):
+    from transformers import CLIPModel, CLIPProcessor
+
+    folder = tiny_model_dirs["embedder"]
+    model = CLIPModel.from_pretrained(folder).eval()
+    return ClipEmbedder(model, CLIPProcessor.from_pretrained(folder), model_id=model_id_for(str(folder)), batch_size=2)
+
+
+def images(count: int) -> list[Image.Image]:
+    rng = np.random.default_rng(3)
+    return [Image.fromarray(rng.integers(0, 255, (20 + 7 * i, 30, 3), dtype=np.uint8)) for i in range(count)]
+
+
+def test_v5_image_features_are_the_projected_pooled_output(tiny_clip):
+    """transformers 5 returns an output object; its pooler_output must be the projected embedding."""
+    model = tiny_clip.model
+    pixels = tiny_clip.pixel_values(images(2))
+    with torch.inference_mode():
+        output = model.get_image_features(pixel_values=pixels)
+        expected = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+    assert not isinstance(output, torch.Tensor)  # the v5 behaviour this code exists for
+    torch.testing.assert_close(projected_embeddings(output), expected)
+    assert projected_embeddings(output).shape == (2, tiny_clip.dim)
+
+
+def test_projected_embeddings_accepts_tensors_and_rejects_unknown_outputs():
+    tensor = torch.ones(1, 4)
+    assert projected_embeddings(tensor) is tensor
+    with pytest.raises(PipelineError, match="pooler_output"):
+        projected_embeddings(object())
+
+
+def test_clip_image_embeddings_are_batched_normalised_float32(tiny_clip):
+    batch = images(5)
+    vectors = tiny_clip.embed_images(batch)  # batch_size 2: three model calls
+    assert vectors.shape == (5, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    one_by_one = np.concatenate([tiny_clip.embed_images([image]) for image in batch])
+    np.testing.assert_allclose(vectors, one_by_one, atol=1e-5)
+    model = tiny_clip.model
+    with torch.inference_mode():
+        raw = model.visual_projection(model.vision_model(pixel_values=tiny_clip.pixel_values(batch)).pooler_output)
+    np.testing.assert_allclose(vectors, torch.nn.functional.normalize(raw, dim=-1).numpy(), atol=1e-5)
+
+
+def test_clip_text_embeddings_match_the_text_tower(tiny_clip):
+    texts = ["a red summer dress", "black leather boots", "x" * 500]  # the last is truncated to 77 tokens
+    vectors = tiny_clip.embed_texts(texts)
+    assert vectors.shape == (3, 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    model = tiny_clip.model
+    tokens = tiny_clip.processor(text=texts[:2], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        raw = model.text_projection(model.text_model(**tokens).pooler_output)
+    np.testing.assert_allclose(vectors[:2], torch.nn.functional.normalize(raw, dim=-1).numpy(), atol=1e-5)
+
+
+def test_clip_model_id_comes_from_the_download_marker(tiny_clip):
+    assert tiny_clip.model_id == "tiny-random-clip"
+    assert tiny_clip.supports_text and tiny_clip.dim == 16
+
+
+def test_imagenet_batch_resizes_crops_and_normalises():
+    image = Image.new("RGB", (512, 256), (255, 128, 0))
+    image.paste((0, 0, 255), (0, 0, 128, 256))  # left quarter blue: cut off by the centre crop
+    batch = imagenet_batch([image])
+    assert batch.shape == (1, 3, 224, 224) and batch.dtype == np.float32
+    expected = [(1.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
+    np.testing.assert_allclose(batch[0, :, :, 0], np.broadcast_to(np.array(expected)[:, None], (3, 224)), rtol=1e-4)
+
+
+def test_efficientnet_embedder_is_image_only_1280d_normalised(efficientnet_embedder):
+    vectors = efficientnet_embedder.embed_images(images(3))
+    assert vectors.shape == (3, 1280) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert efficientnet_embedder.model_id == "efficientnet-lite0" and not efficientnet_embedder.supports_text
+    with pytest.raises(UnsupportedOperation):
+        efficientnet_embedder.embed_texts(["dress"])
+
+
+def test_efficientnet_sees_a_photo_and_its_crop_as_similar(efficientnet_embedder):
+    (path,) = real_photos("T-Shirt", 1)
+    (other,) = real_photos("Shoes", 1)
+    photo = load_image(path, max_side=800)
+    crop = photo.crop((photo.width // 10, photo.height // 10, photo.width * 9 // 10, photo.height * 9 // 10))
+    vectors = efficientnet_embedder.embed_images([photo, crop, load_image(other, max_side=800)])
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
