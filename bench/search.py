@@ -72,7 +72,7 @@ def load(conn, vectors: np.ndarray, rng: np.random.Generator) -> tuple[float, np
         copy.set_types(["int8", "int4", "int4", "vector"])
         for i in range(n):
             copy.write_row((i, 1, int(category[i]), vectors[i]))
-    conn.execute("SET maintenance_work_mem = '2GB'")
+    conn.execute("SET maintenance_work_mem = '6GB'")
     conn.execute(f"SET max_parallel_maintenance_workers = {max(1, (os.cpu_count() or 2) - 1)}")
     started = time.perf_counter()
     conn.execute(

@@ -251,7 +251,8 @@ LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector labe
 # --- end pipeline settings ------------------------------------------------------------------------
 
 # --- search ---------------------------------------------------------------------------------------
-HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
+# 200: recall@10 0.99 at ~6 ms on 100k clustered 512-d vectors (bench/search.py); 100: 0.965 at ~3 ms.
+HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 200)
 
 LOGGING = {
     "version": 1,

@@ -13,8 +13,8 @@ from search import selectors
 
 pytestmark = pytest.mark.django_db
 
-DIM = 128
-ROWS = 4000
+DIM = 64
+ROWS = 12000
 PRODUCTS = 200
 
 
@@ -25,48 +25,58 @@ def clustered_vectors(rng, n, dim, clusters=40):
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.fixture
-def filled_space():
+@pytest.fixture(scope="module")
+def filled_space(django_db_setup, django_db_blocker):
+    """A committed table large enough for the planner to prefer HNSW at the production ef_search.
+
+    Built once per module (the HNSW build is the slow part); each test still runs in its own rolled-back
+    transaction, and the rows are deleted afterwards so other modules start from an empty catalog.
+    """
     rng = np.random.default_rng(7)
-    space = services.ensure_embedding_space(model_id="clustered-test", dim=DIM)
-    products = Product.objects.bulk_create(
-        Product(
-            name=f"p{i}",
-            external_id=str(i),
-            category="Dress" if i % 100 == 0 else "Other",
-            price=i,
-            currency="EUR",
-        )
-        for i in range(PRODUCTS)
-    )
-    images = ProductImage.objects.bulk_create(
-        ProductImage(product=product, sha256=f"{product.pk:064d}", file="x.jpg", width=1, height=1)
-        for product in products
-    )
-    vectors = clustered_vectors(rng, ROWS, DIM)
-    garments = Garment.objects.bulk_create(
-        (
-            Garment(
-                image=images[i % PRODUCTS],
-                space=space,
-                label="g",
-                box_x0=0,
-                box_y0=0,
-                box_x1=1,
-                box_y1=1,
-                embedding=vectors[i],
+    with django_db_blocker.unblock():
+        space = services.ensure_embedding_space(model_id="clustered-test", dim=DIM)
+        products = Product.objects.bulk_create(
+            Product(
+                name=f"p{i}",
+                external_id=str(i),
+                category="Dress" if i % 100 == 0 else "Other",
+                price=i,
+                currency="EUR",
             )
-            for i in range(ROWS)
-        ),
-        batch_size=1000,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE catalog_garment")
-        cursor.execute("ANALYZE catalog_product")
-        cursor.execute("ANALYZE catalog_productimage")
-    ids = np.array([g.pk for g in garments])
-    product_of = np.array([images[i % PRODUCTS].product_id for i in range(ROWS)])
-    return space, vectors, ids, product_of, rng
+            for i in range(PRODUCTS)
+        )
+        images = ProductImage.objects.bulk_create(
+            ProductImage(product=product, sha256=f"{product.pk:064d}", file="x.jpg", width=1, height=1)
+            for product in products
+        )
+        vectors = clustered_vectors(rng, ROWS, DIM)
+        garments = Garment.objects.bulk_create(
+            (
+                Garment(
+                    image=images[i % PRODUCTS],
+                    space=space,
+                    label="g",
+                    box_x0=0,
+                    box_y0=0,
+                    box_x1=1,
+                    box_y1=1,
+                    embedding=vectors[i],
+                )
+                for i in range(ROWS)
+            ),
+            batch_size=2000,
+        )
+        with connection.cursor() as cursor:
+            for table in ("catalog_garment", "catalog_product", "catalog_productimage"):
+                cursor.execute(f"ANALYZE {table}")
+        ids = np.array([g.pk for g in garments])
+        product_of = np.array([images[i % PRODUCTS].product_id for i in range(ROWS)])
+        yield space, vectors, ids, product_of, rng
+        Garment.objects.filter(space=space).delete()
+        Product.objects.filter(pk__in=[p.pk for p in products]).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP INDEX IF EXISTS {space.index_name}")
+        space.delete()
 
 
 def explain(queryset) -> str:
