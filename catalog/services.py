@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
@@ -188,7 +189,9 @@ def ensure_embedding_space(*, model_id: str, dim: int) -> EmbeddingSpace:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {space.index_name} ON catalog_garment "
-                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) WHERE space_id = {int(space.pk)}"
+                f"USING hnsw ((embedding::vector({int(dim)})) vector_cosine_ops) "
+                f"WITH (m = {int(settings.HNSW_M)}, ef_construction = {int(settings.HNSW_EF_CONSTRUCTION)}) "
+                f"WHERE space_id = {int(space.pk)}"
             )
     return space
 

@@ -3,39 +3,20 @@ tests/conftest.py), the offline profile, real photos."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-FIXTURE_PHOTOS = REPO_ROOT / "tests" / "fixtures" / "photos"
-DEMO_CATALOG = REPO_ROOT / "catalog" / "demo"
-SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "clothing-cc0"
+DEMO_CATALOG = Path(__file__).resolve().parents[3] / "catalog" / "demo"
 
 
 def real_photos(category: str, count: int) -> list[Path]:
-    """The first ``count`` real CC0 photos of a dataset category ("T-Shirt", "Shoes", ...).
-
-    Looks in tests/fixtures/photos (labels.csv), then the demo catalog (products.json), then the shared
-    dataset; skips the test when none has enough photos.
-    """
-    sources = []
-    if (FIXTURE_PHOTOS / "labels.csv").is_file():
-        with (FIXTURE_PHOTOS / "labels.csv").open() as handle:
-            sources.append([(FIXTURE_PHOTOS / row["file"], row["category"]) for row in csv.DictReader(handle)])
-    if (DEMO_CATALOG / "products.json").is_file():
-        products = json.loads((DEMO_CATALOG / "products.json").read_text())
-        sources.append([(DEMO_CATALOG / product["images"][0], product["category"]) for product in products])
-    if (SHARED_DATASET / "labels.csv").is_file():
-        with (SHARED_DATASET / "labels.csv").open() as handle:
-            sources.append([(SHARED_DATASET / row["file"], row["category"]) for row in csv.DictReader(handle)])
-    for rows in sources:
-        paths = [path for path, label in rows if label == category and path.is_file()]
-        if len(paths) >= count:
-            return paths[:count]
-    pytest.skip(f"fewer than {count} real {category} photos available")
+    """The first ``count`` real CC0 photos of a category ("T-Shirt", "Shoes", ...) in the demo catalog."""
+    products = json.loads((DEMO_CATALOG / "products.json").read_text())
+    paths = [DEMO_CATALOG / p["images"][0] for p in products if p["category"] == category]
+    assert len(paths) >= count, f"the demo catalog has only {len(paths)} {category} photos, {count} needed"
+    return paths[:count]
 
 
 @pytest.fixture
