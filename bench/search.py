@@ -114,10 +114,10 @@ SQL = (
 EXACT_SQL = f"SELECT id FROM bench_garment WHERE space_id = 1 {{where}} ORDER BY embedding <=> %s::vector LIMIT {K}"
 
 
-def run_queries(conn, queries, *, where="", exact=False, ef_search=100):
+def run_queries(conn, queries, *, where="", exact=False, ef_search=None):
     latencies, results = [], []
     with conn.transaction():
-        conn.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search or settings.HNSW_EF_SEARCH)}")
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         sql = (EXACT_SQL if exact else SQL).format(where=where)
         for query in queries:
@@ -183,7 +183,8 @@ def bench_size(n: int, n_queries: int, seed: int, spread: float, data: str) -> N
     print(f"\n## {n:,} vectors x {DIM}-d ({label}), {n_queries} queries, k={K}")
     print(f"HNSW build (m={settings.HNSW_M}, ef_construction={settings.HNSW_EF_CONSTRUCTION}): {build:.1f} s")
     print(
-        f"HNSW     p50 {np.percentile(hnsw_ms, 50):7.2f} ms  p95 {np.percentile(hnsw_ms, 95):7.2f} ms  "
+        f"HNSW (ef_search {settings.HNSW_EF_SEARCH}) p50 {np.percentile(hnsw_ms, 50):7.2f} ms  "
+        f"p95 {np.percentile(hnsw_ms, 95):7.2f} ms  "
         f"recall@10 {recall(hnsw_found, truth):.3f}  (index used: {plan_uses_index(conn, queries[0])})"
     )
     print("HNSW by hnsw.ef_search: " + "; ".join(sweep))
