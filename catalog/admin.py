@@ -55,6 +55,20 @@ def _overlay(image: ProductImage, variant: str, size: int):
     return _img(url, f"Photo {image.pk} with its garments", size, "lk-thumb lk-overlay")
 
 
+class ReadOnlyAdminMixin:
+    """Catalog rows come from imports, crawls and the pipeline: edited at the source and re-imported,
+    never by hand here, so no add, change or delete (the services stay the only writers)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class AdminMedia:
     css = {"all": ["catalog/admin.css"]}
 
@@ -70,7 +84,7 @@ class ProductStateFilter(admin.SimpleListFilter):
         return queryset.filter(state=self.value()) if self.value() else queryset
 
 
-class ProductImageInline(admin.TabularInline):
+class ProductImageInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ProductImage
     fields = ("overlay", "position", "status_badge", "attempts", "error", "processed_at")
     readonly_fields = fields
@@ -80,12 +94,6 @@ class ProductImageInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related(_garments_prefetch())
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="photo and garments")
     def overlay(self, image):
@@ -97,7 +105,7 @@ class ProductImageInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "thumbnail",
         "name",
@@ -136,16 +144,6 @@ class ProductAdmin(admin.ModelAdmin):
             path("reindex/", view(partial(admin_views.reindex_all, model_admin=self)), name="catalog_product_reindex"),
             *super().get_urls(),
         ]
-
-    # Products come from imports and crawls: edited at the source, re-imported here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -205,7 +203,7 @@ class ProductAdmin(admin.ModelAdmin):
         return _badge(state, label)
 
 
-class GarmentInline(admin.TabularInline):
+class GarmentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Garment
     fields = ("label", "score", "box_display", "overlay", "cutout_preview", "space")
     readonly_fields = fields
@@ -214,12 +212,6 @@ class GarmentInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return selectors.garments_for_display().select_related("space")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="box (x0, y0, x1, y1)")
     def box_display(self, garment):
@@ -237,7 +229,7 @@ class GarmentInline(admin.TabularInline):
 
 
 @admin.register(ProductImage)
-class ProductImageAdmin(admin.ModelAdmin):
+class ProductImageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "thumbnail",
         "id",
@@ -292,15 +284,6 @@ class ProductImageAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_reprocess_permission(self, request):
         return request.user.has_perm("catalog.change_productimage")
