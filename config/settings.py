@@ -251,11 +251,12 @@ LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector labe
 # --- end pipeline settings ------------------------------------------------------------------------
 
 # --- search ---------------------------------------------------------------------------------------
-# HNSW build and query parameters (bench/search.py measured them). ef_construction 128 instead of
-# pgvector's 64: with several near-identical photos per product the default graph missed 7-20% of the
-# true top 10; 128 found all of them. ef_search 200: recall@10 0.99 at ~6 ms on 100k hard vectors.
-HNSW_M = env_int("HNSW_M", 16)
-HNSW_EF_CONSTRUCTION = env_int("HNSW_EF_CONSTRUCTION", 128)
+# HNSW build and query parameters, measured by bench/search.py (bench/README.md). With several
+# near-identical photos per product, pgvector's defaults (m 16, ef_construction 64) missed 7-20% of the
+# true top 10; at 1M vectors m 24 / ef_construction 200 reach recall@10 0.978 at ef_search 200 (5.6 ms)
+# where m 16 / 128 plateau near 0.90.
+HNSW_M = env_int("HNSW_M", 24)
+HNSW_EF_CONSTRUCTION = env_int("HNSW_EF_CONSTRUCTION", 200)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 200)
 
 LOGGING = {
