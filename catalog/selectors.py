@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, TextChoices, Value, When
+from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, TextChoices, Value, When
 from django.db.models.functions import Coalesce
 
 from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, ProductImage
@@ -10,19 +10,6 @@ from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, Produc
 
 def product_by_source_url(url: str) -> Product | None:
     return Product.objects.filter(source_url=url).first()
-
-
-def product_by_external_id(*, shop: str, external_id: str) -> Product | None:
-    return Product.objects.filter(shop=shop, external_id=external_id).first()
-
-
-def products_with_image_counts() -> QuerySet[Product]:
-    """Products annotated with image totals per status (one query, no N+1 for lists)."""
-    return Product.objects.annotate(
-        image_count=Count("images", distinct=True),
-        images_done=Count("images", filter=Q(images__status=ImageStatus.DONE), distinct=True),
-        images_failed=Count("images", filter=Q(images__status=ImageStatus.FAILED), distinct=True),
-    )
 
 
 def image_ids_by_status(*statuses: str) -> list[int]:
@@ -39,10 +26,6 @@ def image_ids_missing_space(space: EmbeddingSpace) -> list[int]:
 def status_counts() -> dict[str, int]:
     counts = dict(ProductImage.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
     return {status: counts.get(status, 0) for status in ImageStatus.values}
-
-
-def garments_of_image(image: ProductImage) -> QuerySet[Garment]:
-    return Garment.objects.filter(image=image).select_related("space")
 
 
 def get_image(image_id: int) -> ProductImage | None:
@@ -130,6 +113,4 @@ def latest_failed_images(limit: int = 20) -> list[ProductImage]:
 
 def categories() -> list[str]:
     """Distinct non-empty product categories, sorted: the choices of the shopper's category filter."""
-    return list(
-        Product.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct()
-    )
+    return list(Product.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct())

@@ -17,7 +17,7 @@ from django.db import connection
 
 from catalog.models import EmbeddingSpace, Garment, Product
 from search import selectors
-from search.pipeline.base import Box, ImageDecodeError, PipelineError, UnsupportedOperation
+from search.pipeline.base import Box, ImageDecodeError, UnsupportedOperation
 from search.pipeline.images import load_image
 from search.pipeline.registry import get_pipeline
 from search.selectors import GarmentHit, ProductFilters
@@ -239,10 +239,3 @@ def near_duplicate_products(*, min_similarity: float = 97.0, limit: int = 100) -
         rows = cursor.fetchall()
     products = Product.objects.in_bulk({pid for row in rows for pid in row[:2]})
     return [DuplicatePair(products[a], products[b], similarity_percent(d)) for a, b, d in rows]
-
-
-def describe_pipeline() -> str:
-    try:
-        return get_pipeline().describe()
-    except PipelineError as exc:
-        return f"pipeline unavailable: {exc}"

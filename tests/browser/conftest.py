@@ -6,21 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from scraping.browser import CHROMIUM_FLAGS as CRAWLER_FLAGS
 from tests.conftest import ARTIFACTS_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1000",
-)
+# The crawler's flags (no background networking on this closed network), with a test window size.
+CHROMIUM_FLAGS = (*(flag for flag in CRAWLER_FLAGS if not flag.startswith("--window-size")), "--window-size=1280,1000")
 
 
 @pytest.fixture(scope="module")
