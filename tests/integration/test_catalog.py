@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -120,10 +121,12 @@ class TestAddImage:
     def test_stores_real_photo_under_generated_name_with_size(self):
         product = make_product()
         path = demo_photo("T-Shirt")
-        image, created = services.add_image(product=product, content=path.read_bytes(), source_url="https://x/a.jpg")
+        image, created = services.add_image(product=product, content=path.read_bytes(), source_url="https://x/shop-photo.jpg")
         assert created
         assert image.status == ImageStatus.PENDING
-        assert path.stem not in image.file.name and "a.jpg" not in image.file.name
+        stored_name = image.file.name.rsplit("/", 1)[-1]
+        assert path.stem not in stored_name and "shop-photo" not in stored_name
+        assert re.fullmatch(r"[0-9a-f]{32}\.jpg", stored_name)
         with Image.open(path) as original:
             assert (image.width, image.height) == original.size
         assert len(image.sha256) == 64
