@@ -2,7 +2,7 @@
 
 Vectors from different models must never be compared, so every garment row points at the
 ``EmbeddingSpace`` (model id + dimension) that produced its vector, and each space gets its own
-partial HNSW index over ``embedding::vector(dim)``. A model change is a clean re-index into a new space.
+partial HNSW index over ``embedding::halfvec(dim)``. A model change is a clean re-index into a new space.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class Garment(models.Model):
     box_y1 = models.PositiveIntegerField()
     mask = models.ImageField(upload_to=garment_mask_path, blank=True)
     cutout = models.ImageField(upload_to=garment_cutout_path, blank=True)
-    # No fixed dimension: each space has its own partial HNSW index on embedding::vector(dim).
+    # No fixed dimension: each space has its own partial HNSW index on embedding::halfvec(dim).
     embedding = VectorField()
     created_at = models.DateTimeField(auto_now_add=True)
 

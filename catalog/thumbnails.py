@@ -55,7 +55,7 @@ def garments_key(garment_ids: Sequence[int]) -> str:
     return hashlib.sha1(joined.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
-def _image_dir(image_id: int) -> Path:
+def image_dir(image_id: int) -> Path:
     return Path(settings.MEDIA_ROOT) / "thumbs" / f"{image_id % 1000:03d}" / str(image_id)
 
 
@@ -152,7 +152,7 @@ def image_thumbnail(image: ProductImage, variant: str, garments: Sequence[Garmen
     spec = IMAGE_VARIANTS[variant]
     garments = sorted(garments, key=lambda g: g.pk) if spec.overlay else []
     key = garments_key([g.pk for g in garments]) if spec.overlay else "photo"
-    directory = _image_dir(image.pk)
+    directory = image_dir(image.pk)
     stem = f"{variant}-{image.sha256[:16]}-"  # hex after the dash: "overlay-" never matches "overlay-small-"
     path = directory / f"{stem}{key}.jpg"
     if path.exists():
@@ -184,7 +184,7 @@ def garment_thumbnail(garment: Garment, variant: str, colour_index: int = 0) -> 
     """``overlay``: the photo with only this garment's mask and box, in its colour of the photo's overlay
     (``colour_index``: its rank by id among the photo's garments); ``cutout``: its cutout (transparent)."""
     size = GARMENT_VARIANTS[variant]
-    path = _image_dir(garment.image_id) / f"garment-{garment.pk}-{variant}.{_garment_ext(variant)}"
+    path = image_dir(garment.image_id) / f"garment-{garment.pk}-{variant}.{_garment_ext(variant)}"
     if path.exists():
         return path
     if variant == "cutout":

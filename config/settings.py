@@ -126,12 +126,15 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED_PG_DIR = Path(env_str("EMBEDDED_PG_DIR", str(BASE_DIR / ".pgdata")))
 EMBEDDED_PG_DBNAME = env_str("EMBEDDED_PG_DBNAME", "lookalike")
+# Memory for the embedded server's buffer cache (restart-only; applied at start). Empty: a quarter of
+# the memory, 128 MB to 4 GB, so the HNSW index of a large catalog stays cached (bench/README.md).
+EMBEDDED_PG_SHARED_BUFFERS = env_str("EMBEDDED_PG_SHARED_BUFFERS", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
     from config.embedded_db import embedded_database_settings
 
-    DATABASES = {"default": embedded_database_settings(EMBEDDED_PG_DIR, EMBEDDED_PG_DBNAME)}
+    DATABASES = {"default": embedded_database_settings(EMBEDDED_PG_DIR, EMBEDDED_PG_DBNAME, EMBEDDED_PG_SHARED_BUFFERS)}
 
 # Separate test database names let several test runs share one server without clobbering each other.
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}")}
@@ -253,11 +256,11 @@ LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector labe
 # --- search ---------------------------------------------------------------------------------------
 # HNSW build and query parameters, measured by bench/search.py (bench/README.md). With several
 # near-identical photos per product, pgvector's defaults (m 16, ef_construction 64) missed 7-20% of the
-# true top 10; at 1M vectors m 24 / ef_construction 200 reach recall@10 0.978 at ef_search 200 (5.6 ms)
-# where m 16 / 128 plateau near 0.90.
+# true top 10; at 1M vectors m 24 / ef_construction 200 (index over halfvec) reach recall@10 0.98 at
+# ef_search 250 in ~2.5 ms where m 16 / 128 plateau near 0.90.
 HNSW_M = env_int("HNSW_M", 24)
 HNSW_EF_CONSTRUCTION = env_int("HNSW_EF_CONSTRUCTION", 200)
-HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 200)
+HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 250)
 
 LOGGING = {
     "version": 1,

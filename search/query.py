@@ -217,13 +217,13 @@ def near_duplicate_products(*, min_similarity: float = 97.0, limit: int = 100) -
     if space is None:
         return []
     max_distance = 1.0 - min_similarity / 100.0
-    cast = f"vector({int(space.dim)})"
+    cast = f"halfvec({int(space.dim)})"  # the space's index expression; the reported distance is exact
     sql = f"""
         SELECT a_img.product_id, n.product_id, MIN(n.distance)
         FROM catalog_garment a
         JOIN catalog_productimage a_img ON a_img.id = a.image_id
         CROSS JOIN LATERAL (
-            SELECT b_img.product_id, (b.embedding::{cast} <=> a.embedding::{cast}) AS distance
+            SELECT b_img.product_id, (b.embedding <=> a.embedding) AS distance
             FROM catalog_garment b JOIN catalog_productimage b_img ON b_img.id = b.image_id
             WHERE b.space_id = %s AND b.id <> a.id
             ORDER BY b.embedding::{cast} <=> a.embedding::{cast}

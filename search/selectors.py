@@ -1,8 +1,9 @@
 """Vector reads: nearest garments and products by cosine distance, served by pgvector's HNSW index.
 
-Each embedding space has a partial HNSW index on ``embedding::vector(dim) WHERE space_id = N``; queries
-repeat exactly that expression and condition so the planner can use it. Filters are applied inside the
-index scan with pgvector's iterative scans, so a selective filter still returns k results.
+Each embedding space has a partial HNSW index on ``embedding::halfvec(dim) WHERE space_id = N``; queries
+order by exactly that expression under that condition so the planner can use it, and report the exact
+full-precision distance of each row they return. Filters are applied inside the index scan with
+pgvector's iterative scans, so a selective filter still returns k results.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Cast
-from pgvector.django import CosineDistance, VectorField
+from pgvector.django import CosineDistance, HalfVectorField
 
 from catalog.models import EmbeddingSpace, Garment
 
@@ -53,24 +54,30 @@ class GarmentHit:
     distance: float
 
 
-def _distance_expression(space: EmbeddingSpace, vector: Sequence[float]):
-    return CosineDistance(Cast("embedding", VectorField(dimensions=space.dim)), list(map(float, vector)))
+def _index_distance(space: EmbeddingSpace, vector: Sequence[float]):
+    """The indexed expression: half-precision cosine distance, what the HNSW index orders by."""
+    return CosineDistance(Cast("embedding", HalfVectorField(dimensions=space.dim)), list(map(float, vector)))
+
+
+def _exact_distance(vector: Sequence[float]):
+    """Full-precision cosine distance, for the rows the index returns (scores and final order)."""
+    return CosineDistance("embedding", list(map(float, vector)))
 
 
 def nearest_garments_queryset(
     space: EmbeddingSpace, vector: Sequence[float], *, filters: ProductFilters | None = None
 ) -> QuerySet[Garment]:
-    """Garments of ``space`` ordered by cosine distance to ``vector``.
+    """Garments of ``space`` ordered by cosine distance to ``vector``, annotated with the exact distance.
 
-    Ordered by the distance alone: a second sort key would stop PostgreSQL from using the HNSW index, so
-    ties are broken by garment id after the fetch (``nearest_garments``).
+    Ordered by the indexed distance alone: a second sort key would stop PostgreSQL from using the HNSW
+    index, so rows are put in exact order, ties by garment id, after the fetch (``nearest_garments``).
     """
     if len(vector) != space.dim:
         raise ValueError(f"query vector has {len(vector)} dimensions, the space {space} has {space.dim}")
     garments = Garment.objects.filter(space=space)
     if filters is not None:
         garments = filters.apply(garments)
-    return garments.annotate(distance=_distance_expression(space, vector)).order_by("distance")
+    return garments.annotate(distance=_exact_distance(vector)).order_by(_index_distance(space, vector))
 
 
 def _set_scan_options(ef_search: int) -> None:
@@ -93,7 +100,7 @@ def nearest_garments(
     with transaction.atomic():
         _set_scan_options(ef_search or settings.HNSW_EF_SEARCH)
         rows = list(queryset)
-    # relaxed_order may return neighbours slightly out of order: sort exactly, ties by garment id.
+    # relaxed_order and half precision may put near-ties out of order: sort by the exact distance.
     hits = [GarmentHit(garment_id=g, image_id=i, product_id=p, distance=float(d)) for g, i, p, d in rows]
     return sorted(hits, key=lambda hit: (hit.distance, hit.garment_id))
 

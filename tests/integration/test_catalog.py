@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 from decimal import Decimal
 
@@ -121,7 +122,9 @@ class TestAddImage:
     def test_stores_real_photo_under_generated_name_with_size(self):
         product = make_product()
         path = demo_photo("T-Shirt")
-        image, created = services.add_image(product=product, content=path.read_bytes(), source_url="https://x/shop-photo.jpg")
+        image, created = services.add_image(
+            product=product, content=path.read_bytes(), source_url="https://x/shop-photo.jpg"
+        )
         assert created
         assert image.status == ImageStatus.PENDING
         stored_name = image.file.name.rsplit("/", 1)[-1]
@@ -220,7 +223,7 @@ class TestGarmentsAndSpaces:
             cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [space.index_name])
             (definition,) = cursor.fetchone()
         assert "hnsw" in definition
-        assert "vector_cosine_ops" in definition
+        assert "::halfvec(5)) halfvec_cosine_ops" in definition
         assert f"space_id = {space.pk}" in definition
 
 
@@ -262,3 +265,47 @@ class TestProcessingStateMachine:
         product = make_product()
         services.add_image(product=product, content=jpeg_bytes())
         assert selectors.status_counts() == {"pending": 1, "processing": 0, "done": 0, "failed": 0}
+
+
+def png_bytes(mode="L", size=(8, 8)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class TestStoredFilesFollowTheirRows:
+    def stored_image_with_garment(self):
+        from catalog import thumbnails
+
+        image, _ = services.add_image(product=make_product(), content=jpeg_bytes())
+        space = services.ensure_embedding_space(model_id="files-model", dim=2)
+        data = services.GarmentData("dress", (0, 0, 8, 8), [1, 0], mask_png=png_bytes(), cutout_png=png_bytes("RGBA"))
+        (garment,) = services.replace_garments(image=image, space=space, garments=[data])
+        thumbnail = thumbnails.image_thumbnail(image, "overlay", [garment])
+        files = [image.file.path, garment.mask.path, garment.cutout.path, thumbnail]
+        assert all(os.path.exists(path) for path in files)
+        return image, space, garment, files
+
+    def test_deleting_a_product_removes_its_photos_garment_files_and_thumbnails(
+        self, django_capture_on_commit_callbacks
+    ):
+        image, _, _, files = self.stored_image_with_garment()
+        with django_capture_on_commit_callbacks(execute=True):
+            image.product.delete()
+        assert not any(os.path.exists(path) for path in files)
+
+    def test_a_rolled_back_delete_keeps_every_file(self, django_capture_on_commit_callbacks):
+        image, _, _, files = self.stored_image_with_garment()
+        with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+            image.product.delete()
+            raise RuntimeError("the request failed after the delete")
+        assert Product.objects.filter(pk=image.product_id).exists()
+        assert all(os.path.exists(path) for path in files)
+
+    def test_reprocessing_removes_the_replaced_garments_files_only(self, django_capture_on_commit_callbacks):
+        image, space, old, files = self.stored_image_with_garment()
+        data = services.GarmentData("skirt", (0, 0, 4, 4), [0, 1], mask_png=png_bytes(), cutout_png=png_bytes("RGBA"))
+        with django_capture_on_commit_callbacks(execute=True):
+            (new,) = services.replace_garments(image=image, space=space, garments=[data])
+        assert not os.path.exists(old.mask.path) and not os.path.exists(old.cutout.path)
+        assert os.path.exists(image.file.path) and os.path.exists(new.mask.path) and os.path.exists(new.cutout.path)

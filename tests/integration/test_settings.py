@@ -83,6 +83,39 @@ def test_without_database_url_an_embedded_server_keeps_data_across_restarts(tmp_
     assert second.stdout.strip().splitlines()[-1] == "[('kept',)]"
 
 
+def test_embedded_server_gets_the_configured_buffer_cache_and_keeps_data_when_it_changes(tmp_path):
+    env = {"EMBEDDED_PG_DIR": str(tmp_path / "pg"), "EMBEDDED_PG_DBNAME": "buffers_check"}
+    show = PRINT_DATABASE + textwrap.dedent(
+        """
+        from django.db import connection
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS survivor (v text)")
+            cursor.execute("INSERT INTO survivor VALUES ('kept')")
+            cursor.execute("SELECT current_setting('shared_buffers'), count(*) FROM survivor")
+            print(cursor.fetchone())
+        """
+    )
+    first = run_python(show, {**env, "EMBEDDED_PG_SHARED_BUFFERS": "160MB"})
+    assert first.stdout.strip().splitlines()[-1] == "('160MB', 1)"
+    changed = run_python(show, {**env, "EMBEDDED_PG_SHARED_BUFFERS": "200MB"})
+    assert changed.stdout.strip().splitlines()[-1] == "('200MB', 2)"
+    bad = run_python(show, {**env, "EMBEDDED_PG_SHARED_BUFFERS": "lots"}, check=False)
+    assert bad.returncode != 0 and "EMBEDDED_PG_SHARED_BUFFERS='lots' is not a size" in bad.stderr
+
+
+def test_default_buffer_cache_is_a_quarter_of_memory_within_bounds(monkeypatch):
+    from config import embedded_db
+
+    pages = {"SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(embedded_db.os, "sysconf", lambda name: pages.get(name, pages["SC_PHYS_PAGES"]))
+    monkeypatch.setattr(embedded_db.Path, "read_text", lambda self: "max\n")
+    for memory, expected in ((2 * 2**30, "512MB"), (256 * 2**20, "128MB"), (64 * 2**30, "4096MB")):
+        pages["SC_PHYS_PAGES"] = memory // 4096
+        assert embedded_db.default_shared_buffers() == expected
+    monkeypatch.setattr(embedded_db.Path, "read_text", lambda self: str(4 * 2**30))  # a container's limit
+    assert embedded_db.default_shared_buffers() == "1024MB"
+
+
 def test_debug_off_without_secret_key_refuses_to_start():
     result = run_python(
         PRINT_DATABASE, {"DEBUG": "0", "SECRET_KEY": "", "DATABASE_URL": "postgres://u@h/d"}, check=False

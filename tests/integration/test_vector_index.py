@@ -14,7 +14,7 @@ from search import selectors
 pytestmark = pytest.mark.django_db
 
 DIM = 64
-ROWS = 12000
+ROWS = 30000
 PRODUCTS = 200
 
 
@@ -28,6 +28,9 @@ def clustered_vectors(rng, n, dim, clusters=40):
 @pytest.fixture(scope="module")
 def filled_space(django_db_setup, django_db_blocker):
     """A committed table large enough for the planner to prefer HNSW at the production ef_search.
+
+    With ef_search in the hundreds PostgreSQL rightly prefers an exact scan of 12k rows when a filter
+    keeps half of them; 30k rows is past that point.
 
     Built once per module (the HNSW build is the slow part); each test still runs in its own rolled-back
     transaction, and the rows are deleted afterwards so other modules start from an empty catalog.
@@ -141,3 +144,35 @@ def test_query_vector_of_wrong_dimension_is_refused(filled_space):
     space, *_ = filled_space
     with pytest.raises(ValueError, match="dimensions"):
         selectors.nearest_garments(space, [0.1] * (DIM + 1), limit=5)
+
+
+def index_definition(space) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [space.index_name])
+        row = cursor.fetchone()
+    return row[0] if row else ""
+
+
+def test_index_holds_half_precision_but_reported_distances_are_exact(filled_space):
+    """The index orders by halfvec (half the memory); scores and final order come from full precision."""
+    space, vectors, ids, _, rng = filled_space
+    definition = index_definition(space)
+    assert f"::halfvec({DIM})" in definition and "halfvec_cosine_ops" in definition, definition
+    query = vectors[77] + 0.2 * rng.normal(size=DIM).astype(np.float32)
+    exact = 1 - (vectors @ query) / np.linalg.norm(query)
+    position = {garment_id: i for i, garment_id in enumerate(ids)}
+    for hit in selectors.nearest_garments(space, query.tolist(), limit=40):
+        # Half-precision distances are off by ~1e-5 here; full precision agrees with numpy to ~1e-7.
+        assert hit.distance == pytest.approx(float(exact[position[hit.garment_id]]), abs=2e-6)
+
+
+def test_migration_rebuilds_existing_space_indexes_over_halfvec(filled_space):
+    from django.core.management import call_command
+
+    space, *_ = filled_space
+    call_command("migrate", "catalog", "0001", verbosity=0)
+    assert "vector_cosine_ops" in index_definition(space) and "halfvec" not in index_definition(space)
+    call_command("migrate", "catalog", verbosity=0)
+    assert "halfvec_cosine_ops" in index_definition(space)
+    hits = selectors.nearest_garments(space, filled_space[1][3].tolist(), limit=1)
+    assert hits[0].garment_id == filled_space[2][3]
