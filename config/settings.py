@@ -256,11 +256,11 @@ LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector labe
 # --- search ---------------------------------------------------------------------------------------
 # HNSW build and query parameters, measured by bench/search.py (bench/README.md). With several
 # near-identical photos per product, pgvector's defaults (m 16, ef_construction 64) missed 7-20% of the
-# true top 10; at 1M vectors m 24 / ef_construction 200 (index over halfvec) reach recall@10 0.98 at
-# ef_search 250 in ~2.5 ms where m 16 / 128 plateau near 0.90.
+# true top 10. At 1M vectors (index over halfvec) ef_construction 400 reaches recall@10 0.99 from
+# ef_search 40 where 200 needed ef_search 250; the price is a 1.6x longer build (14 min here for 1M).
 HNSW_M = env_int("HNSW_M", 24)
-HNSW_EF_CONSTRUCTION = env_int("HNSW_EF_CONSTRUCTION", 200)
-HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 250)
+HNSW_EF_CONSTRUCTION = env_int("HNSW_EF_CONSTRUCTION", 400)
+HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
 
 LOGGING = {
     "version": 1,

