@@ -257,7 +257,7 @@ LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector labe
 # HNSW build and query parameters, measured by bench/search.py (bench/README.md). With several
 # near-identical photos per product, pgvector's defaults (m 16, ef_construction 64) missed 7-20% of the
 # true top 10. At 1M vectors (index over halfvec) ef_construction 400 reaches recall@10 0.99 from
-# ef_search 40 where 200 needed ef_search 250; the price is a 1.6x longer build (14 min here for 1M).
+# ef_search 40 where 200 needed ef_search 250; the price is a 1.6-1.8x longer build (13 min here for 1M).
 HNSW_M = env_int("HNSW_M", 24)
 HNSW_EF_CONSTRUCTION = env_int("HNSW_EF_CONSTRUCTION", 400)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
