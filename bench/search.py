@@ -97,9 +97,17 @@ def load(conn, vectors: np.ndarray, rng: np.random.Generator) -> tuple[float, np
     conn.execute("SET maintenance_work_mem = '6GB'")
     conn.execute(f"SET max_parallel_maintenance_workers = {max(1, (os.cpu_count() or 2) - 1)}")
     started = time.perf_counter()
+    from catalog.services import hnsw_index_sql  # the application's own index definition
+
     conn.execute(
-        f"CREATE INDEX bench_hnsw ON bench_garment USING hnsw ((embedding::halfvec({DIM})) halfvec_cosine_ops) "
-        f"WITH (m = {settings.HNSW_M}, ef_construction = {settings.HNSW_EF_CONSTRUCTION}) WHERE space_id = 1"
+        hnsw_index_sql(
+            index_name="bench_hnsw",
+            space_id=1,
+            dim=DIM,
+            m=settings.HNSW_M,
+            ef_construction=settings.HNSW_EF_CONSTRUCTION,
+            table="bench_garment",
+        )
     )
     build = time.perf_counter() - started
     conn.execute("CREATE INDEX bench_category ON bench_garment (category)")

@@ -13,6 +13,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from catalog.models import Garment, ProductImage
+from catalog.thumbnails import image_dir
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ def _delete_after_commit(storage, names: list[str]) -> None:
 
 @receiver(post_delete, sender=ProductImage, dispatch_uid="catalog-remove-image-files")
 def remove_image_files(sender, instance: ProductImage, **kwargs) -> None:
-    from catalog.thumbnails import image_dir
-
     _delete_after_commit(instance.file.storage, [instance.file.name] if instance.file else [])
     thumbnails = image_dir(instance.pk)
     transaction.on_commit(lambda: shutil.rmtree(thumbnails, ignore_errors=True))

@@ -173,14 +173,17 @@ def add_image(*, product: Product, content: bytes, source_url: str = "", positio
     return image, True
 
 
-def hnsw_index_sql(*, index_name: str, space_id: int, dim: int, m: int, ef_construction: int) -> str:
+def hnsw_index_sql(
+    *, index_name: str, space_id: int, dim: int, m: int, ef_construction: int, table: str = "catalog_garment"
+) -> str:
     """DDL of a space's partial HNSW index: half-precision copies of the vectors, cosine distance.
 
     halfvec halves the index (1M x 512-d: ~1.6 GB instead of ~3 GB), so more of it stays in memory and a
     query reads half the bytes; bench/README.md shows recall is unchanged. The table keeps full precision.
+    ``table`` is for bench/search.py, which measures this exact index on its own table.
     """
     return (
-        f"CREATE INDEX IF NOT EXISTS {index_name} ON catalog_garment "
+        f"CREATE INDEX IF NOT EXISTS {index_name} ON {table} "
         f"USING hnsw ((embedding::halfvec({int(dim)})) halfvec_cosine_ops) "
         f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) "
         f"WHERE space_id = {int(space_id)}"
