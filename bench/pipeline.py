@@ -144,7 +144,7 @@ def bench_stages(stages, images: list[Image.Image], repeat: int, label: str) -> 
     """
     from search.pipeline.base import Box
     from search.pipeline.cutout import MaskCutter
-    from search.pipeline.pipeline import Pipeline
+    from search.pipeline.runner import Pipeline
 
     detector, segmenter, embedder = stages
     cutter = MaskCutter()

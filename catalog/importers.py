@@ -21,9 +21,12 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from catalog import services
+from catalog.vocabulary import PRODUCT_FIELDS
+from core.errors import DomainError
 
 FIELD_ALIASES = {"color": "colour", "title": "name", "link": "url", "image": "images", "image_url": "images"}
-OPTIONAL_FIELDS = ("shop", "brand", "sku", "gtin", "mpn", "colour", "description", "availability", "category")
+# Fields a row may leave out (name, price and currency are read on their own).
+OPTIONAL_FIELDS = tuple(name for name in PRODUCT_FIELDS if name not in {"name", "price", "currency"})
 
 
 class ImportFileError(ValueError):
@@ -179,7 +182,7 @@ def import_records(
                     )
                     added += is_new
                     duplicate += not is_new
-        except (ValueError, OSError) as exc:
+        except (DomainError, ValueError, OSError) as exc:
             report.errors.append(RowError(row=row_number, product_id=product_id, message=str(exc)))
             continue
         report.created += created

@@ -14,15 +14,18 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
-from catalog.images import InvalidImage, inspect_image
 from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, ProductImage
 from catalog.signals import image_needs_processing
+from catalog.vocabulary import PRODUCT_FIELDS
+from core.errors import DomainError
+from core.photos import CheckedPhoto, PhotoError, check_photo
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "GarmentData",
     "InvalidImage",
+    "PhotoError",
     "InvalidProduct",
     "add_image",
     "claim_image",
@@ -35,24 +38,14 @@ __all__ = [
     "upsert_product",
 ]
 
-PRODUCT_FIELDS = (
-    "name",
-    "shop",
-    "brand",
-    "sku",
-    "gtin",
-    "mpn",
-    "description",
-    "price",
-    "currency",
-    "colour",
-    "category",
-    "availability",
-)
 
-
-class InvalidProduct(ValueError):
+class InvalidProduct(DomainError):
     """A product record that cannot be stored; the message names the field."""
+
+    code = "invalid_product"
+
+
+InvalidImage = PhotoError  # TEMPORARY alias while scraping moves to core.photos
 
 
 @dataclass(frozen=True)
@@ -147,17 +140,29 @@ def _announce(image_id: int) -> None:
 
 
 @transaction.atomic
-def add_image(*, product: Product, content: bytes, source_url: str = "", position: int | None = None):
+def add_image(
+    *,
+    product: Product,
+    content: bytes | None = None,
+    photo: CheckedPhoto | None = None,
+    source_url: str = "",
+    position: int | None = None,
+):
     """Store a photo of ``product`` unless the same bytes are already there; returns ``(image, created)``.
 
-    The bytes are checked by content first (InvalidImage otherwise); processing is announced only after
+    Pass ``content`` to have it checked here (PhotoError otherwise), or a ``photo`` that ``core.photos``
+    already checked (a crawled download), so no photo is decoded twice. Processing is announced only after
     the transaction commits, so a worker never sees a row that may still roll back.
     """
-    digest = hashlib.sha256(content).hexdigest()
+    if (content is None) == (photo is None):
+        raise TypeError("add_image() takes either content or photo")
+    data = photo.content if photo is not None else content
+    digest = hashlib.sha256(data).hexdigest()
     existing = ProductImage.objects.filter(product=product, sha256=digest).first()
     if existing is not None:
         return existing, False
-    info = inspect_image(content)
+    if photo is None:
+        photo = check_photo(data)
     if position is None:
         position = product.images.count()
     image = ProductImage(
@@ -166,8 +171,8 @@ def add_image(*, product: Product, content: bytes, source_url: str = "", positio
         sha256=digest,
         position=position,
     )
-    image.file.save(f"photo.{info.extension}", ContentFile(content), save=False)
-    image.width, image.height = info.width, info.height  # known already: no second decode
+    image.file.save(f"photo.{photo.extension}", ContentFile(data), save=False)
+    image.width, image.height = photo.width, photo.height  # known already: no second decode
     image.save()
     _announce(image.pk)
     return image, True

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "catalog",
     "scraping",
     "search",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
@@ -174,6 +175,12 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Photo decoding (core.photos), the same for uploads, imports, crawls and the pipeline: a pixel cap checked
+# from the header (decompression bombs), a cap on the decoded pixels' memory (mode x pixels, e.g. a 16-bit
+# greyscale photo takes 2 bytes a pixel, RGB 4) and how many photos one process decodes at once.
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 80_000_000)
+PHOTO_MAX_DECODE_BYTES = env_int("PHOTO_MAX_DECODE_BYTES", 384 * 1024 * 1024)
+PHOTO_DECODE_CONCURRENCY = env_int("PHOTO_DECODE_CONCURRENCY", 2)
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -185,7 +192,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 24,
     "DEFAULT_THROTTLE_RATES": {"search": env_str("SEARCH_THROTTLE_RATE", "60/min")},
-    "EXCEPTION_HANDLER": "search.api.error_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lookalike API",

@@ -7,7 +7,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", include(("search.api_urls", "api"), namespace="api")),
+    path("api/", include(("config.api_urls", "api"), namespace="api")),
     path("api/", include("scraping.urls")),
     path("", include("search.urls")),
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import urljoin, urlsplit
 
-from catalog.images import InvalidImage, inspect_image
+from core.photos import CheckedPhoto, PhotoError, check_photo
 from scraping.politeness import HostThrottle
 from scraping.safety import AddressPolicy, UnsafeURL, check_url_syntax
 
@@ -189,11 +189,21 @@ class SafeHttpClient:
 class DownloadedImage:
     url: str
     final_url: str
-    content: bytes
     content_type: str
     sha256: str
-    width: int
-    height: int
+    photo: CheckedPhoto  # checked and decoded once here; stored as is, without a second decode
+
+    @property
+    def content(self) -> bytes:
+        return self.photo.content
+
+    @property
+    def width(self) -> int:
+        return self.photo.width
+
+    @property
+    def height(self) -> int:
+        return self.photo.height
 
 
 def _retry_after_seconds(headers: Message) -> float | None:
@@ -255,17 +265,15 @@ class ImageDownloader:
         if not content_type.startswith("image/") or content_type == "image/svg+xml":
             raise FetchError(f"{url} is not a photo (Content-Type {content_type or 'missing'})", status=200)
         try:
-            info = inspect_image(result.body)
-        except InvalidImage as exc:
+            photo = check_photo(result.body)
+        except PhotoError as exc:
             raise FetchError(f"{url}: {exc}", status=200) from exc
         return DownloadedImage(
             url=url,
             final_url=result.final_url,
-            content=result.body,
             content_type=content_type,
             sha256=hashlib.sha256(result.body).hexdigest(),
-            width=info.width,
-            height=info.height,
+            photo=photo,
         )
 
 

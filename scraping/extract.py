@@ -26,13 +26,14 @@ from cssselect import GenericTranslator
 from lxml import etree
 from lxml import html as lxml_html
 
+from catalog.vocabulary import PAGE_FIELDS
 from scraping.images import absolute_url, dom_image_candidates, looks_like_furniture, select_photos
 from scraping.prices import parse_price
-from scraping.profiles import PRODUCT_FIELDS, SiteProfile
+from scraping.profiles import SiteProfile
 
 logger = logging.getLogger(__name__)
 
-FIELDS = PRODUCT_FIELDS
+FIELDS = PAGE_FIELDS  # TEMPORARY name while scraping.services still imports it
 PRODUCT_TYPES = {"product", "productgroup", "productmodel", "individualproduct", "someproducts"}
 LIST_TYPES = {"itemlist", "offercatalog", "collectionpage", "searchresultspage"}
 SCHEMA_PREFIXES = ("http://schema.org/", "https://schema.org/")
@@ -633,7 +634,7 @@ def extract_product(
     images: list[list[tuple[str, float]]] = []
 
     def take(values: dict, source: str):
-        for name in FIELDS:
+        for name in PAGE_FIELDS:
             if getattr(record, name) in (None, "") and values.get(name) not in (None, ""):
                 setattr(record, name, values[name])
                 record.sources[name] = source

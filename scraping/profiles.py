@@ -17,21 +17,9 @@ from urllib.parse import urlsplit
 
 from cssselect import GenericTranslator, SelectorError
 
-# The product fields a page can state; extraction and selector profiles share this list.
-PRODUCT_FIELDS = (
-    "name",
-    "sku",
-    "gtin",
-    "mpn",
-    "brand",
-    "description",
-    "price",
-    "currency",
-    "availability",
-    "colour",
-    "category",
-)
-PROFILE_FIELDS = {*PRODUCT_FIELDS, "images"}
+from catalog.vocabulary import PAGE_FIELDS
+
+PROFILE_FIELDS = {*PAGE_FIELDS, "images"}
 PROFILE_KEYS = {"name", "hosts", "url_pattern", "fields", "product_links", "next_page"}
 
 

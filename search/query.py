@@ -16,16 +16,17 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from catalog.models import EmbeddingSpace, Garment, Product
+from catalog.vocabulary import ProductFilters
+from core.errors import DomainError
+from core.photos import load_image
 from search import selectors
-from search.pipeline.base import Box, ImageDecodeError, UnsupportedOperation
-from search.pipeline.images import load_image
+from search.pipeline.base import Box, UnsupportedOperation
 from search.pipeline.registry import get_pipeline
-from search.selectors import GarmentHit, ProductFilters
+from search.selectors import GarmentHit
 
 __all__ = [
     "DetectedGarment",
     "ImageSearchResult",
-    "ImageDecodeError",
     "ProductMatch",
     "QueryError",
     "near_duplicate_products",
@@ -36,8 +37,10 @@ __all__ = [
 ]
 
 
-class QueryError(ValueError):
+class QueryError(DomainError):
     """A query that cannot be answered as asked; the message says why and what to do."""
+
+    code = "invalid_query"
 
 
 def similarity_percent(distance: float) -> float:
@@ -121,7 +124,7 @@ def search_by_image(
 
     All garments found are returned with their boxes; the one searched is ``garment_index`` (default: the
     largest), or the region ``box`` if given. With no garment found, the whole photo is searched and the
-    result says so. Raises ImageDecodeError for a file that is not a usable image.
+    result says so. Raises PhotoError for a file that is not a usable image.
     """
     pipeline = get_pipeline()
     photo = load_image(content, max_side=pipeline.max_side)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,31 +18,7 @@ from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, HalfVectorField
 
 from catalog.models import EmbeddingSpace, Garment
-
-
-@dataclass(frozen=True)
-class ProductFilters:
-    category: str | None = None
-    shop: str | None = None
-    brand: str | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
-    exclude_product_ids: tuple[int, ...] = ()
-
-    def apply(self, garments: QuerySet[Garment]) -> QuerySet[Garment]:
-        if self.category:
-            garments = garments.filter(image__product__category__iexact=self.category)
-        if self.shop:
-            garments = garments.filter(image__product__shop__iexact=self.shop)
-        if self.brand:
-            garments = garments.filter(image__product__brand__iexact=self.brand)
-        if self.min_price is not None:
-            garments = garments.filter(image__product__price__gte=self.min_price)
-        if self.max_price is not None:
-            garments = garments.filter(image__product__price__lte=self.max_price)
-        if self.exclude_product_ids:
-            garments = garments.exclude(image__product_id__in=self.exclude_product_ids)
-        return garments
+from catalog.vocabulary import ProductFilters
 
 
 @dataclass(frozen=True)
@@ -76,7 +51,7 @@ def nearest_garments_queryset(
         raise ValueError(f"query vector has {len(vector)} dimensions, the space {space} has {space.dim}")
     garments = Garment.objects.filter(space=space)
     if filters is not None:
-        garments = filters.apply(garments)
+        garments = filters.apply(garments, product_path="image__product__")
     return garments.annotate(distance=_exact_distance(vector)).order_by(_index_distance(space, vector))
 
 

@@ -1,42 +1,19 @@
-"""API shapes: query parameters in, products and matches out."""
+"""API shapes of search: query parameters in, matches out (products are shaped by the catalog)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from django.urls import reverse
 from rest_framework import serializers
 
-from catalog.models import Availability, Product
-from search.selectors import ProductFilters
+from catalog.serializers import ProductFilterSerializer, ProductSerializer
 
 
-class FilterParamsSerializer(serializers.Serializer):
-    category = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    shop = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    brand = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    min_price = serializers.DecimalField(required=False, allow_null=True, max_digits=12, decimal_places=2, min_value=0)
-    max_price = serializers.DecimalField(required=False, allow_null=True, max_digits=12, decimal_places=2, min_value=0)
+class SearchParamsSerializer(ProductFilterSerializer):
+    """Product filters plus how many products to return."""
+
     k = serializers.IntegerField(required=False, default=12, min_value=1, max_value=100)
 
-    def validate(self, attrs):
-        low, high = attrs.get("min_price"), attrs.get("max_price")
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"max_price": "must not be below min_price"})
-        return attrs
 
-    def to_filters(self) -> ProductFilters:
-        data = self.validated_data
-        return ProductFilters(
-            category=data.get("category") or None,
-            shop=data.get("shop") or None,
-            brand=data.get("brand") or None,
-            min_price=data.get("min_price"),
-            max_price=data.get("max_price"),
-        )
-
-
-class ImageSearchParamsSerializer(FilterParamsSerializer):
+class ImageSearchParamsSerializer(SearchParamsSerializer):
     image = serializers.FileField(help_text="The photo (JPEG, PNG, WebP, GIF, BMP or TIFF).")
     garment = serializers.IntegerField(required=False, min_value=0, help_text="Index of the garment to search.")
     box = serializers.CharField(required=False, help_text='A region to search instead: "x0,y0,x1,y1" in pixels.')
@@ -60,49 +37,8 @@ class ImageSearchParamsSerializer(FilterParamsSerializer):
         return attrs
 
 
-class TextSearchParamsSerializer(FilterParamsSerializer):
+class TextSearchParamsSerializer(SearchParamsSerializer):
     q = serializers.CharField(max_length=300, help_text='What to look for, e.g. "red satin midi dress".')
-
-
-class ProductSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
-    availability = serializers.ChoiceField(choices=Availability.choices, required=False, allow_blank=True)
-
-    class Meta:
-        model = Product
-        fields = [
-            "id",
-            "name",
-            "external_id",
-            "sku",
-            "price",
-            "currency",
-            "category",
-            "shop",
-            "brand",
-            "colour",
-            "availability",
-            "gtin",
-            "mpn",
-            "description",
-            "source_url",
-            "url",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["id", "url", "created_at", "updated_at"]
-        # Uniqueness is the upsert service's job (it updates instead of failing).
-        validators = []
-        extra_kwargs = {"source_url": {"validators": []}}
-
-    def get_url(self, product: Product) -> str:
-        return reverse("search:product", args=[product.pk])
-
-
-class ProductWriteSerializer(ProductSerializer):
-    price = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False, allow_null=True
-    )
 
 
 def match_payload(match, request=None) -> dict:
@@ -136,7 +72,3 @@ class MatchSerializer(serializers.Serializer):
 class SearchResponseSerializer(serializers.Serializer):
     query = serializers.DictField()
     results = MatchSerializer(many=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.DictField(help_text='{"code": ..., "message": ..., "details": ...}')

@@ -20,8 +20,8 @@ from django_q.tasks import async_task
 
 from catalog import selectors, services
 from catalog.models import ImageStatus, ProductImage
+from core.photos import load_image
 from search.pipeline.base import GarmentResult
-from search.pipeline.images import load_image
 from search.pipeline.registry import get_pipeline
 
 logger = logging.getLogger(__name__)

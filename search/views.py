@@ -12,14 +12,16 @@ from django.views.decorators.http import require_safe
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
+from catalog.vocabulary import FILTER_FIELDS
 from search import query
 from search.pipeline.base import PipelineError
-from search.serializers import FilterParamsSerializer
+from search.serializers import SearchParamsSerializer
 
 RESULT_COUNTS = ("6", "12", "24", "48")
 DEFAULT_RESULT_COUNT = "12"
 MORE_LIKE_THIS = 8
-FILTER_FIELDS = ("category", "shop", "min_price", "max_price")
+# The page offers every product filter but brand (few shops fill it in).
+PAGE_FILTERS = tuple(name for name in FILTER_FIELDS if name != "brand")
 
 
 def _field_errors(errors: dict) -> str:
@@ -33,13 +35,11 @@ def _field_errors(errors: dict) -> str:
 
 def _text_search(params) -> dict:
     """Run ``/?q=`` through the same filter validation as the API; every failure becomes a message."""
-    filters = FilterParamsSerializer(data={key: value for key, value in params.items() if value != ""})
+    filters = SearchParamsSerializer(data={key: value for key, value in params.items() if value != ""})
     if not filters.is_valid():
         return {"error": _field_errors(filters.errors)}
     try:
-        matches = query.search_by_text(
-            params.get("q", ""), k=filters.validated_data["k"], filters=filters.to_filters()
-        )
+        matches = query.search_by_text(params.get("q", ""), k=filters.validated_data["k"], filters=filters.to_filters())
     except query.QueryError as exc:
         return {"error": str(exc)}
     except PipelineError as exc:
@@ -50,11 +50,12 @@ def _text_search(params) -> dict:
 @require_safe
 def home(request):
     """The search page; with ``?q=`` it also shows text-search results rendered on the server."""
-    values = {"q": "", "k": DEFAULT_RESULT_COUNT, **{name: "" for name in FILTER_FIELDS}}
+    values = {"q": "", "k": DEFAULT_RESULT_COUNT, **{name: "" for name in PAGE_FILTERS}}
     values.update({key: value.strip() for key, value in request.GET.items() if key in values})
     context = {
         "categories": catalog_selectors.categories(),
         "result_counts": RESULT_COUNTS,
+        "filter_fields": ("k", *PAGE_FILTERS),
         "values": values,
         "text_searched": "q" in request.GET,
         "matches": [],

@@ -13,19 +13,20 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core.errors import DomainError
+
 # --- exceptions -------------------------------------------------------------------------------------
 
 
-class PipelineError(Exception):
+class PipelineError(DomainError):
     """Base of every error the pipeline raises on purpose; the message is meant for a person."""
+
+    code = "pipeline_unavailable"
+    status = 503
 
 
 class ModelLoadError(PipelineError):
     """A model could not be loaded; the message names the setting to change and how to fix it."""
-
-
-class ImageDecodeError(PipelineError):
-    """The bytes are not a usable image (empty, truncated, not an image, too many pixels)."""
 
 
 class UnsupportedOperation(PipelineError):

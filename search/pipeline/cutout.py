@@ -29,7 +29,7 @@ from search.pipeline.base import Box, Cutout, Cutter, PipelineError
 from search.pipeline.segmenters import box_mask
 
 if TYPE_CHECKING:
-    from search.pipeline.registry import PipelineConfig
+    from search.pipeline.config import PipelineConfig
 
 BACKGROUNDS = {"white": (255, 255, 255), "gray": (124, 116, 104)}  # gray = ImageNet mean colour
 

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.photos import to_rgb
 from search.pipeline.base import Embedder, ModelLoadError, PipelineError, l2_normalize
-from search.pipeline.images import to_rgb
 from search.pipeline.segmenters import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
-    from search.pipeline.registry import PipelineConfig
+    from search.pipeline.config import PipelineConfig
 
 
 def projected_embeddings(output: Any) -> torch.Tensor:

@@ -12,21 +12,18 @@ a dotted path to a class with ``from_config(config)`` (or a no-argument construc
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import replace
 from importlib import import_module
 from typing import Any
 
 from search.pipeline.base import PipelineError
-from search.pipeline.detectors import DEFAULT_LABEL_MAP, merge_label_map
-from search.pipeline.pipeline import Pipeline
+from search.pipeline.config import MODEL_SETTINGS, PipelineConfig
+from search.pipeline.runner import Pipeline
 
 logger = logging.getLogger("search.pipeline")
 
-PROFILES = ("auto", "full", "offline")
 STAGE_CLASSES = {
     "detector": {
         "whole-image": "search.pipeline.detectors.WholeImageDetector",
@@ -42,94 +39,6 @@ STAGE_CLASSES = {
     },
     "cutter": {"mask": "search.pipeline.cutout.MaskCutter"},
 }
-PROFILE_STAGES = {
-    "full": {"detector": "florence2", "segmenter": "sam2", "embedder": "clip"},
-    "offline": {"detector": "whole-image", "segmenter": "box", "embedder": "efficientnet-lite0"},
-}
-# Stages whose model comes from a setting: (model attribute, setting name) per stage name.
-MODEL_SETTINGS = {
-    "florence2": ("detector_model", "LOOKALIKE_DETECTOR_MODEL"),
-    "sam2": ("segmenter_model", "LOOKALIKE_SEGMENTER_MODEL"),
-    "clip": ("embedder_model", "LOOKALIKE_EMBEDDER_MODEL"),
-}
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Every pipeline setting, read once from Django settings; stages build themselves from it."""
-
-    profile: str = "auto"
-    detector: str = ""
-    segmenter: str = ""
-    embedder: str = ""
-    detector_model: str = "florence-community/Florence-2-base"
-    segmenter_model: str = "facebook/sam2.1-hiera-tiny"
-    embedder_model: str = "patrickjohncyh/fashion-clip"
-    device: str = "auto"
-    dtype: str = "auto"
-    torch_threads: int = 0
-    batch_size: int = 16
-    max_image_side: int = 1600
-    min_box_area: float = 0.01
-    box_iou: float = 0.7
-    label_map: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_LABEL_MAP))
-    local_files_only: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Any = None) -> PipelineConfig:
-        if settings is None:
-            from django.conf import settings
-
-        profile = getattr(settings, "LOOKALIKE_PROFILE", "auto").strip().lower()
-        if profile not in PROFILES:
-            raise PipelineError(f"LOOKALIKE_PROFILE={profile!r} is not one of {', '.join(PROFILES)}.")
-        raw_map = getattr(settings, "LOOKALIKE_LABEL_MAP", "") or ""
-        try:
-            overrides = json.loads(raw_map) if isinstance(raw_map, str) and raw_map.strip() else raw_map or {}
-        except ValueError as exc:
-            raise PipelineError(
-                f'LOOKALIKE_LABEL_MAP is not valid JSON ({exc}); expected e.g. {{"tunic": "top"}}.'
-            ) from exc
-        if not isinstance(overrides, dict):
-            raise PipelineError("LOOKALIKE_LABEL_MAP must be a JSON object mapping detector labels to categories.")
-        defaults = cls()
-        return cls(
-            profile=profile,
-            detector=getattr(settings, "LOOKALIKE_DETECTOR", "").strip(),
-            segmenter=getattr(settings, "LOOKALIKE_SEGMENTER", "").strip(),
-            embedder=getattr(settings, "LOOKALIKE_EMBEDDER", "").strip(),
-            detector_model=getattr(settings, "LOOKALIKE_DETECTOR_MODEL", defaults.detector_model),
-            segmenter_model=getattr(settings, "LOOKALIKE_SEGMENTER_MODEL", defaults.segmenter_model),
-            embedder_model=getattr(settings, "LOOKALIKE_EMBEDDER_MODEL", defaults.embedder_model),
-            device=getattr(settings, "LOOKALIKE_DEVICE", defaults.device),
-            dtype=getattr(settings, "LOOKALIKE_DTYPE", defaults.dtype),
-            torch_threads=getattr(settings, "LOOKALIKE_TORCH_THREADS", defaults.torch_threads),
-            batch_size=getattr(settings, "LOOKALIKE_BATCH_SIZE", defaults.batch_size),
-            max_image_side=getattr(settings, "LOOKALIKE_MAX_IMAGE_SIDE", defaults.max_image_side),
-            min_box_area=getattr(settings, "LOOKALIKE_MIN_BOX_AREA", defaults.min_box_area),
-            box_iou=getattr(settings, "LOOKALIKE_BOX_IOU", defaults.box_iou),
-            label_map=merge_label_map(overrides),
-        )
-
-    @cached_property
-    def torch_device(self):
-        from search.pipeline.device import resolve_device
-
-        return resolve_device(self.device)
-
-    @cached_property
-    def torch_dtype(self):
-        from search.pipeline.device import resolve_dtype
-
-        return resolve_dtype(self.dtype, self.torch_device)
-
-    def stage_names(self, profile: str) -> dict[str, str]:
-        """Stage name (or dotted path) per stage: the profile's choice unless a setting overrides it."""
-        chosen = dict(PROFILE_STAGES[profile], cutter="mask")
-        for stage in ("detector", "segmenter", "embedder"):
-            if getattr(self, stage):
-                chosen[stage] = getattr(self, stage)
-        return chosen
 
 
 def _import_class(dotted: str, stage: str) -> type:

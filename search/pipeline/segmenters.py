@@ -15,7 +15,7 @@ from PIL import Image
 from search.pipeline.base import Box, Segmenter
 
 if TYPE_CHECKING:
-    from search.pipeline.registry import PipelineConfig
+    from search.pipeline.config import PipelineConfig
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -282,7 +282,7 @@ class TestProducts:
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
     def test_more_like_this_uses_stored_vectors(self, client, indexed_catalog, monkeypatch):
-        from search.pipeline.pipeline import Pipeline
+        from search.pipeline.runner import Pipeline
 
         def no_model_calls(*args, **kwargs):
             raise AssertionError("more like this must not run the model")

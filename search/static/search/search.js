@@ -25,7 +25,7 @@
   var noticeBox = document.getElementById("search-notice");
   var emptyState = document.getElementById("empty-state");
   var cardTemplate = document.getElementById("card-template");
-  var FILTERS = ["k", "category", "shop", "min_price", "max_price"];
+  var FILTERS = form.dataset.filters.split(","); // the page view names them (catalog.vocabulary)
 
   var photo = null;
   var photoUrl = null;

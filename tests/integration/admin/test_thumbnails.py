@@ -10,8 +10,8 @@ from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
+from backoffice.views import image_thumbnail_url
 from catalog import services, thumbnails
-from catalog.admin_views import image_thumbnail_url
 from tests.integration.admin.conftest import dressed_product, garment_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_background_processing")]

@@ -3,15 +3,8 @@ import torch
 from PIL import Image
 
 from search.pipeline.base import Box
-from search.pipeline.detectors import (
-    DEFAULT_LABEL_MAP,
-    Florence2Detector,
-    WholeImageDetector,
-    merge_label_map,
-    normalize_label,
-    parse_od_text,
-    select_garments,
-)
+from search.pipeline.detectors import Florence2Detector, WholeImageDetector, parse_od_text, select_garments
+from search.pipeline.labels import DEFAULT_LABEL_MAP, merge_label_map, normalize_label
 
 OD_ANSWER = "</s><s>dress<loc_100><loc_200><loc_500><loc_900>person<loc_0><loc_0><loc_999><loc_999></s>"
 

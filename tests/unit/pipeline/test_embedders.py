@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
+from core.photos import load_image
 from search.pipeline.base import PipelineError, UnsupportedOperation
 from search.pipeline.embedders import ClipEmbedder, imagenet_batch, projected_embeddings
-from search.pipeline.images import load_image
 from search.pipeline.loading import model_id_for
 
 from .conftest import real_photos

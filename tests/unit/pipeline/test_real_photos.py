@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from search.pipeline.images import load_image
+from core.photos import load_image
 
 from .conftest import real_photos
 

@@ -2,7 +2,7 @@
 
 Every write here calls the same code as the management commands (``catalog.importers``,
 ``catalog.services.requeue_images``, ``search.tasks.enqueue_reindex``), so the admin cannot drift from
-what ``import_products`` and ``index`` do. The views are mounted by ``catalog.admin`` through
+what ``import_products`` and ``index`` do. The views are mounted by ``backoffice.admin`` through
 ``AdminSite.admin_view``, which sends anyone who is not active staff to the login page.
 """
 
@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from catalog import importers, selectors, services, thumbnails
 from catalog.models import Garment, ImageStatus, ProductImage
+from search.tasks import enqueue_reindex
 
 MAX_ROW_ERRORS_SHOWN = 50
 LATEST_ERRORS_SHOWN = 20
@@ -106,8 +107,6 @@ def reindex_all(request, model_admin):
     """Confirm, then requeue every photo for the current model (``manage.py index --all``, queued)."""
     _require(request, "catalog.change_productimage")
     if request.method == "POST":
-        from search.tasks import enqueue_reindex
-
         count = enqueue_reindex(all_images=True)
         messages.success(request, f"Re-index started: {count} photo(s) queued for the current model.")
         return HttpResponseRedirect(reverse("admin:catalog_productimage_overview"))

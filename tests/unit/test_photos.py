@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.pipeline.base import ImageDecodeError
-from search.pipeline.images import load_image
+from core.photos import PhotoError, load_image
 
 
 def encode(image: Image.Image, format: str, **params) -> bytes:
@@ -107,35 +106,35 @@ def test_paths_and_file_objects_are_accepted(tmp_path):
 
 
 def test_empty_file_is_refused():
-    with pytest.raises(ImageDecodeError, match="empty"):
+    with pytest.raises(PhotoError, match="empty"):
         load_image(b"", max_side=100)
 
 
 def test_non_image_is_refused():
-    with pytest.raises(ImageDecodeError, match="not an image"):
+    with pytest.raises(PhotoError, match="not an image"):
         load_image(b"<html>this is a web page</html>", max_side=100)
 
 
 def test_truncated_jpeg_is_refused():
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
     data = encode(noise, "JPEG")
-    with pytest.raises(ImageDecodeError, match="damaged or truncated"):
+    with pytest.raises(PhotoError, match="damaged or truncated"):
         load_image(data[: len(data) // 2], max_side=1000)
 
 
 def test_missing_file_is_an_image_decode_error(tmp_path):
-    with pytest.raises(ImageDecodeError, match="Cannot read"):
+    with pytest.raises(PhotoError, match="Cannot read"):
         load_image(tmp_path / "nope.jpg", max_side=100)
 
 
 def test_decompression_bomb_is_refused_before_decoding():
     bomb = encode(Image.new("1", (4000, 3000)), "PNG")  # a few kB claiming 12 megapixels
     assert len(bomb) < 20_000
-    with pytest.raises(ImageDecodeError, match="12,000,000 pixels.*allowed|4000x3000"):
+    with pytest.raises(PhotoError, match="12,000,000 pixels.*allowed|4000x3000"):
         load_image(bomb, max_side=1000, max_pixels=10_000_000)
 
 
 def test_pillows_own_bomb_limit_is_reported_as_decode_error(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
-    with pytest.raises(ImageDecodeError, match="too many pixels"):
+    with pytest.raises(PhotoError, match="too many pixels"):
         load_image(encode(Image.new("L", (100, 100)), "PNG"), max_side=1000)

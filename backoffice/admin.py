@@ -2,7 +2,7 @@
 
 Catalog data comes from imports and crawls, so products and photos are view-only here; the writes the
 admin does offer (import upload, reprocess, re-index) go through the services the commands use, see
-``catalog.admin_views``. List pages read one annotated query per page (``catalog.selectors``) and show
+``backoffice.views``. List pages read one annotated query per page (``catalog.selectors``) and show
 thumbnails rendered once to disk (``catalog.thumbnails``), so they stay fast on large catalogs.
 """
 
@@ -15,9 +15,12 @@ from django.db.models import Prefetch
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from catalog import admin_views, selectors, thumbnails
+from backoffice import views as admin_views
+from catalog import selectors, thumbnails
 from catalog.models import Garment, ImageStatus, Product, ProductImage
 from catalog.selectors import ProductState
+from search.pipeline.base import PipelineError
+from search.query import similar_to_product
 
 STATUS_CLASSES = {
     ImageStatus.PENDING: "pending",
@@ -70,7 +73,7 @@ class ReadOnlyAdminMixin:
 
 
 class AdminMedia:
-    css = {"all": ["catalog/admin.css"]}
+    css = {"all": ["backoffice/admin.css"]}
 
 
 class ProductStateFilter(admin.SimpleListFilter):
@@ -151,10 +154,6 @@ class ProductAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def _detail_context(self, product: Product) -> dict:
-        # Imported here: the catalog app loads without the search app's pipeline modules.
-        from search.pipeline.base import PipelineError
-        from search.query import similar_to_product
-
         garments = list(selectors.garments_of_product(product.pk))
         ranks: dict[int, int] = {}
         for garment in garments:  # ordered by photo, then id: the rank gives the overlay's colour

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from core.photos import downscale, to_rgb
 from search.pipeline.base import (
     WHOLE_IMAGE_LABEL,
     Box,
@@ -18,7 +19,6 @@ from search.pipeline.base import (
     PipelineError,
     Segmenter,
 )
-from search.pipeline.images import downscale, to_rgb
 
 
 class Pipeline:
@@ -130,11 +130,6 @@ class Pipeline:
 
     def process_image(self, image: Image.Image) -> list[GarmentResult]:
         return self.process([image])[0]
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Whole images straight to the embedder (no detection): e.g. similar-image lookups."""
-        with self._lock:
-            return self.embedder.embed_images([self.prepare(image) for image in images])
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) text vectors in the image space; ``UnsupportedOperation`` without a text tower."""
