@@ -24,6 +24,18 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return bool(request.user and request.user.is_staff)
 
 
+class CanAddProductImage(permissions.BasePermission):
+    """Uploading a photo is adding a ProductImage: the same permission the admin asks for."""
+
+    def has_permission(self, request, view) -> bool:
+        return request.user.has_perm("catalog.add_productimage")
+
+
+# Writes need staff status and Django's model permission for the method (add/change/delete_product), as
+# in the admin: a staff account without permissions reads only.
+PRODUCT_WRITE_PERMISSIONS = [IsStaffOrReadOnly & permissions.DjangoModelPermissionsOrAnonReadOnly]
+
+
 def validated(serializer_class, data):
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
@@ -38,9 +50,10 @@ class ProductViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Catalog products: anyone reads, staff write (token or session auth); writes go through services."""
+    """Catalog products: anyone reads; staff with the model permissions write (token or session auth);
+    writes go through services."""
 
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = PRODUCT_WRITE_PERMISSIONS
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
@@ -87,7 +100,12 @@ class ProductViewSet(
         responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, 400: ErrorSerializer},
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
     )
-    @action(detail=True, methods=["post"], url_path="images", permission_classes=[permissions.IsAdminUser])
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="images",
+        permission_classes=[permissions.IsAdminUser, CanAddProductImage],
+    )
     def add_image(self, request, pk=None):
         """Staff: add a photo to a product; it is processed in the background."""
         product = self.get_object()

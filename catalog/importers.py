@@ -93,6 +93,8 @@ def parse_records(text: str, *, suffix: str) -> list[dict]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ImportFileError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise ImportFileError("the JSON is nested too deeply to be a list of products") from exc
         if isinstance(data, dict) and isinstance(data.get("products"), list):
             data = data["products"]
         if not isinstance(data, list):

@@ -74,6 +74,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    "core",  # first: its runserver (with a read timeout) overrides staticfiles' own
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -162,7 +163,16 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 # Uploads above this size are refused before any decoding (bytes).
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 15 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+# Photo decoding (core.photos), the same for uploads, imports, crawls and the pipeline: a pixel cap checked
+# from the header (decompression bombs), a cap on the decoded pixels' memory (mode x pixels, e.g. a 16-bit
+# greyscale photo takes 2 bytes a pixel, RGB 4) and how many photos one process decodes at once.
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 80_000_000)
+PHOTO_MAX_DECODE_BYTES = env_int("PHOTO_MAX_DECODE_BYTES", 384 * 1024 * 1024)
+PHOTO_DECODE_CONCURRENCY = env_int("PHOTO_DECODE_CONCURRENCY", 2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Seconds a connection may stay silent while the server reads a request (a body promised by
+# Content-Length and never sent, a stalled upload): the read fails with 408 instead of holding a thread.
+REQUEST_READ_TIMEOUT_SECONDS = env_float("REQUEST_READ_TIMEOUT_SECONDS", 30.0)
 
 # --- security (production) ------------------------------------------------------------------------
 if not DEBUG:
@@ -175,12 +185,6 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Photo decoding (core.photos), the same for uploads, imports, crawls and the pipeline: a pixel cap checked
-# from the header (decompression bombs), a cap on the decoded pixels' memory (mode x pixels, e.g. a 16-bit
-# greyscale photo takes 2 bytes a pixel, RGB 4) and how many photos one process decodes at once.
-PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 80_000_000)
-PHOTO_MAX_DECODE_BYTES = env_int("PHOTO_MAX_DECODE_BYTES", 384 * 1024 * 1024)
-PHOTO_DECODE_CONCURRENCY = env_int("PHOTO_DECODE_CONCURRENCY", 2)
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -192,6 +196,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 24,
     "DEFAULT_THROTTLE_RATES": {"search": env_str("SEARCH_THROTTLE_RATE", "60/min")},
+    # How many reverse proxies in front of the app append to X-Forwarded-For. 0: the header is ignored
+    # and the client is its socket address, so a forged header cannot buy a fresh throttle identity.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
     "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
+from rest_framework.throttling import SimpleRateThrottle
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
@@ -22,6 +23,16 @@ DEFAULT_RESULT_COUNT = "12"
 MORE_LIKE_THIS = 8
 # The page offers every product filter but brand (few shops fill it in).
 PAGE_FILTERS = tuple(name for name in FILTER_FIELDS if name != "brand")
+
+
+class PageSearchThrottle(SimpleRateThrottle):
+    """The page's ``/?q=`` search spends the same "search" budget as the API, per client address
+    (X-Forwarded-For only counts behind TRUSTED_PROXY_COUNT proxies, as in the API)."""
+
+    scope = "search"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 def _field_errors(errors: dict) -> str:
@@ -61,9 +72,16 @@ def home(request):
         "matches": [],
         "error": "",
     }
+    status = 200
     if context["text_searched"]:
-        context.update(_text_search(values))
-    return render(request, "search/home.html", context)
+        throttle = PageSearchThrottle()
+        if throttle.allow_request(request, None):
+            context.update(_text_search(values))
+        else:
+            wait = throttle.wait()
+            context["error"] = f"Too many searches; try again in {wait:.0f} s." if wait else "Too many searches."
+            status = 429
+    return render(request, "search/home.html", context, status=status)
 
 
 @require_safe

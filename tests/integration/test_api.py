@@ -8,7 +8,7 @@ import struct
 import zlib
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from PIL import Image
 from rest_framework.authtoken.models import Token
@@ -294,10 +294,16 @@ class TestProducts:
         assert shoe.pk not in ids and len(ids) == 3
         assert body["results"][0]["product"]["category"] == "Shoes"
 
-    def test_writes_are_staff_only_and_go_through_services(self, client, offline_pipeline):
+    def test_writes_need_staff_with_permissions_and_go_through_services(self, client, offline_pipeline):
         payload = {"external_id": "api-1", "name": "API jacket", "price": "59.00", "currency": "eur", "shop": "S"}
         assert client.post("/api/products/", payload, format="json").status_code in (401, 403)
         staff = User.objects.create_user("staff", password="pw", is_staff=True)
+        staff.user_permissions.set(
+            Permission.objects.filter(
+                content_type__app_label="catalog",
+                codename__in=["add_product", "change_product", "delete_product", "add_productimage"],
+            )
+        )
         token = Token.objects.create(user=staff)
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
         response = client.post("/api/products/", payload, format="json")
