@@ -18,14 +18,12 @@ from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, Produc
 from catalog.signals import image_needs_processing
 from catalog.vocabulary import PRODUCT_FIELDS
 from core.errors import DomainError
-from core.photos import CheckedPhoto, PhotoError, check_photo
+from core.photos import CheckedPhoto, check_photo
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "GarmentData",
-    "InvalidImage",
-    "PhotoError",
     "InvalidProduct",
     "add_image",
     "claim_image",
@@ -43,9 +41,6 @@ class InvalidProduct(DomainError):
     """A product record that cannot be stored; the message names the field."""
 
     code = "invalid_product"
-
-
-InvalidImage = PhotoError  # TEMPORARY alias while scraping moves to core.photos
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,9 @@ CRAWL_IMAGE_TIMEOUT_SECONDS = env_float("CRAWL_IMAGE_TIMEOUT_SECONDS", 20.0)
 CRAWL_PAGE_RETRIES = env_int("CRAWL_PAGE_RETRIES", 1)
 CRAWL_IMAGE_RETRIES = env_int("CRAWL_IMAGE_RETRIES", 2)
 CRAWL_RETRY_BACKOFF_SECONDS = env_float("CRAWL_RETRY_BACKOFF_SECONDS", 1.0)
+# A crawl started from the admin or the API runs as a chain of worker tasks, each crawling this long
+# (unset: half of Q_TIMEOUT) and queueing the next, so no task outlives the worker's timeout.
+CRAWL_TASK_SLICE_SECONDS = env_float("CRAWL_TASK_SLICE_SECONDS", None)
 # Per-site CSS selector profiles for what structured data and OpenGraph miss.
 CRAWL_PROFILES_FILE = env_str("CRAWL_PROFILES_FILE", str(BASE_DIR / "scraping" / "profiles.json"))
 # --- end scraping settings ---

@@ -1,10 +1,10 @@
-"""Staff-only REST API: start a crawl (queued for the worker) and follow its progress."""
+"""Staff REST API with the admin's model permissions: start a crawl (queued for the worker), follow its progress."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from rest_framework import generics, serializers, status
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import DjangoModelPermissions, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
@@ -14,6 +14,18 @@ from scraping.options import CrawlOptions, OptionsError
 from scraping.tasks import enqueue_crawl
 
 MAX_SEED_URLS = 1000
+
+
+class CrawlRunPermissions(DjangoModelPermissions):
+    """The admin's permissions on CrawlRun: view to follow runs, add to start one (a staff account without
+    them gets 403, as in the admin)."""
+
+    perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
+    perms_map["HEAD"] = perms_map["GET"]
+
+
+# Staff status and the model permission, both: a user with a permission but no staff status stays out too.
+CRAWL_PERMISSIONS = [IsAdminUser, CrawlRunPermissions]
 
 
 class CrawlPageSerializer(serializers.ModelSerializer):
@@ -41,6 +53,8 @@ class CrawlRunSerializer(serializers.ModelSerializer):
             "stop_reason",
             "error",
             *services.RUN_COUNTERS,
+            "crawl_seconds",
+            "slices",
             "problems",
         ]
         read_only_fields = fields
@@ -84,7 +98,7 @@ def attrs_without(attrs: dict, *names: str) -> dict:
 class CrawlRunListCreateView(generics.ListCreateAPIView):
     """GET: recent runs. POST ``{"urls": [...], "follow": true, ...}``: queue a crawl (202 with its status URL)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = CRAWL_PERMISSIONS
     queryset = CrawlRun.objects.all()
 
     def get_serializer_class(self):
@@ -108,6 +122,6 @@ class CrawlRunListCreateView(generics.ListCreateAPIView):
 class CrawlRunDetailView(generics.RetrieveAPIView):
     """A run with its counters and the pages that need attention."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = CRAWL_PERMISSIONS
     queryset = CrawlRun.objects.all()
     serializer_class = CrawlRunSerializer

@@ -27,13 +27,12 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from catalog.vocabulary import PAGE_FIELDS
-from scraping.images import absolute_url, dom_image_candidates, looks_like_furniture, select_photos
+from scraping.photo_urls import absolute_url, dom_image_candidates, looks_like_furniture, select_photos
 from scraping.prices import parse_price
 from scraping.profiles import SiteProfile
 
 logger = logging.getLogger(__name__)
 
-FIELDS = PAGE_FIELDS  # TEMPORARY name while scraping.services still imports it
 PRODUCT_TYPES = {"product", "productgroup", "productmodel", "individualproduct", "someproducts"}
 LIST_TYPES = {"itemlist", "offercatalog", "collectionpage", "searchresultspage"}
 SCHEMA_PREFIXES = ("http://schema.org/", "https://schema.org/")

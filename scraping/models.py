@@ -41,6 +41,12 @@ class CrawlRun(models.Model):
     images_duplicate = models.PositiveIntegerField(default=0)
     images_failed = models.PositiveIntegerField(default=0)
     bytes_downloaded = models.BigIntegerField(default=0)
+    crawl_seconds = models.FloatField(
+        default=0, help_text="Time spent crawling, over all slices (CRAWL_MAX_SECONDS applies to it)."
+    )
+    slices = models.PositiveIntegerField(
+        default=0, help_text="Background tasks this run has used: a long crawl goes on in a new task per slice."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -56,6 +62,7 @@ class CrawlRun(models.Model):
 
 
 class PageStatus(models.TextChoices):
+    PENDING = "pending", "Pending (found, not visited yet)"
     RUNNING = "running", "Running"
     OK = "ok", "Product stored"
     NO_PRODUCT = "no_product", "No product on the page"
@@ -65,7 +72,7 @@ class PageStatus(models.TextChoices):
 
 
 class CrawlPage(models.Model):
-    """One page visited (or refused, or left out) by a run."""
+    """One page of a run: found and waiting (the recorded frontier), visited, refused or left out."""
 
     run = models.ForeignKey(CrawlRun, on_delete=models.CASCADE, related_name="pages")
     url = models.URLField(max_length=2000)

@@ -7,8 +7,11 @@ from django.db.models import QuerySet
 from catalog.models import Product, ProductImage
 from scraping.models import CrawlPage, CrawlRun, PageStatus
 
-# What ``--resume`` tries again: pages that failed, were left out by a cap, or lost images.
-RETRY_STATUSES = (PageStatus.FAILED, PageStatus.SKIPPED, PageStatus.RUNNING)
+# What ``--resume`` visits (again): pages never visited (the recorded frontier), cut off, failed or left
+# out by a cap; pages that lost photos are added by ``pages_to_retry``.
+RETRY_STATUSES = (PageStatus.PENDING, PageStatus.RUNNING, PageStatus.FAILED, PageStatus.SKIPPED)
+# Pages a resume need not visit again (when no photo of theirs failed).
+DONE_STATUSES = (PageStatus.OK, PageStatus.NO_PRODUCT, PageStatus.REFUSED)
 
 
 def get_run(run_id: int) -> CrawlRun | None:
@@ -28,17 +31,31 @@ def pages_to_retry(run: CrawlRun) -> QuerySet[CrawlPage]:
     )
 
 
+def pending_pages(run: CrawlRun) -> QuerySet[CrawlPage]:
+    """The run's frontier as recorded: pages found and not visited, and pages a killed slice cut off."""
+    return CrawlPage.objects.filter(run=run, status__in=[PageStatus.PENDING, PageStatus.RUNNING]).order_by("id")
+
+
+def pages_visited(run: CrawlRun) -> int:
+    """Pages the run has sent a browser to (what CRAWL_MAX_PAGES counts)."""
+    return CrawlPage.objects.filter(run=run, status__in=[*DONE_STATUSES, PageStatus.FAILED]).count()
+
+
+def run_urls(run: CrawlRun) -> set[str]:
+    return set(CrawlPage.objects.filter(run=run).values_list("url", flat=True))
+
+
 def finished_urls(run: CrawlRun) -> set[str]:
-    """Pages a resume need not visit again: done without any failure."""
-    return set(
-        CrawlPage.objects.filter(run=run, status__in=[PageStatus.OK, PageStatus.NO_PRODUCT, PageStatus.REFUSED])
-        .filter(images_failed=0)
-        .values_list("url", flat=True)
-    )
-
-
-def run_pages(run: CrawlRun) -> QuerySet[CrawlPage]:
-    return CrawlPage.objects.filter(run=run).select_related("product").order_by("id")
+    """Pages a resume need not visit again: done without any failure, in this run or the runs it resumed."""
+    urls: set[str] = set()
+    seen_runs: set[int] = set()
+    while run is not None and run.pk not in seen_runs:
+        seen_runs.add(run.pk)
+        urls.update(
+            CrawlPage.objects.filter(run=run, status__in=DONE_STATUSES, images_failed=0).values_list("url", flat=True)
+        )
+        run = run.resumed_from
+    return urls
 
 
 def image_url_known_for_product(product: Product, url: str) -> bool:

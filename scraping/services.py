@@ -6,18 +6,25 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from catalog import services as catalog_services
 from catalog.models import Product
+from catalog.vocabulary import PAGE_FIELDS
 from scraping import selectors
-from scraping.extract import FIELDS, ProductRecord
+from scraping.download import DownloadedImage
+from scraping.extract import ProductRecord
 from scraping.models import CrawlPage, CrawlRun, PageStatus, RunStatus
 from scraping.options import CrawlOptions
 from scraping.safety import UnsafeURL, check_url_syntax
+
+if TYPE_CHECKING:
+    from scraping.page_results import PageResult
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +68,15 @@ def clean_seeds(urls: Iterable[str]) -> list[str]:
 def create_run(
     *, seed_urls: Iterable[str], options: CrawlOptions, requested_by=None, resumed_from: CrawlRun | None = None
 ) -> CrawlRun:
-    return CrawlRun.objects.create(
+    run = CrawlRun.objects.create(
         seed_urls=clean_seeds(seed_urls),
         options=options.user_options(),
         requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
         resumed_from=resumed_from,
     )
+    if resumed_from is not None:
+        retire_resumed_run(resumed_from, resumed_by=run)
+    return run
 
 
 def _fit(name: str, value):
@@ -85,7 +95,7 @@ def shop_of(url: str) -> str:
 def product_fields(record: ProductRecord) -> tuple[dict, list[str]]:
     """Catalog fields of a record (None stays None: unknown fields never erase stored ones) and warnings."""
     warnings = []
-    values = {name: _fit(name, getattr(record, name)) for name in FIELDS}
+    values = {name: _fit(name, getattr(record, name)) for name in PAGE_FIELDS}
     if values["price"] is not None and not values["currency"]:
         warnings.append(f"price {values['price']} was left out: the page states no currency")
         values["price"] = None
@@ -123,9 +133,9 @@ def reuse_stored_photo(product: Product, url: str) -> tuple[str, object | None]:
     return ("new" if created else "duplicate"), image
 
 
-def store_photo(product: Product, content: bytes, url: str):
-    """(image, created); raises catalog InvalidImage with a clear message for bytes that are no photo."""
-    return catalog_services.add_image(product=product, content=content, source_url=url)
+def store_photo(product: Product, download: DownloadedImage):
+    """(image, created); the download's photo was checked and decoded by the downloader, so it is not again."""
+    return catalog_services.add_image(product=product, photo=download.photo, source_url=download.url)
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,7 @@ class ResumePlan:
 
 
 def resume_plan(run_id: int | None = None) -> ResumePlan:
-    """What the previous (or the given) run left to do: its failed and left-out pages, at their depth."""
+    """What the previous (or the given) run left to do: pages never visited, failed or left out, at their depth."""
     previous = selectors.get_run(run_id) if run_id else selectors.latest_run()
     if previous is None:
         raise LookupError(f"there is no crawl run {run_id}" if run_id else "there is no earlier crawl run to resume")
@@ -149,16 +159,72 @@ def resume_plan(run_id: int | None = None) -> ResumePlan:
     return ResumePlan(previous=previous, seeds=seeds, done_urls=selectors.finished_urls(previous))
 
 
+def retire_resumed_run(previous: CrawlRun, *, resumed_by: CrawlRun) -> None:
+    """A run still marked running when it is resumed was killed: say so, and let no later slice of it start."""
+    CrawlRun.objects.filter(pk=previous.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.FAILED,
+        error=f"stopped before it finished (interrupted or killed); resumed as run {resumed_by.pk}",
+        finished_at=timezone.now(),
+    )
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a recorded run stands between two slices: what is left, what is done, what it has spent."""
+
+    pending: list[tuple[str, int]]
+    seen_urls: set[str]
+    pages_visited: int
+    counters: dict
+    seconds: float
+
+
+def run_progress(run: CrawlRun) -> RunProgress:
+    """The state an earlier slice of ``run`` recorded, for the next slice to carry on from."""
+    pending = [(page.url, page.depth) for page in selectors.pending_pages(run)]
+    seen = selectors.run_urls(run)
+    if run.resumed_from is not None:
+        seen |= selectors.finished_urls(run.resumed_from)
+    return RunProgress(
+        pending=pending,
+        seen_urls=seen,
+        pages_visited=selectors.pages_visited(run),
+        counters={name: getattr(run, name) for name in RUN_COUNTERS},
+        seconds=run.crawl_seconds,
+    )
+
+
+def claim_slice(run: CrawlRun, number: int) -> bool:
+    """Take slice ``number`` of a run for this task; False when another task has it (or the run is over)."""
+    expected = RunStatus.QUEUED if number == 1 else RunStatus.RUNNING
+    claimed = CrawlRun.objects.filter(pk=run.pk, status=expected, slices=number - 1).update(
+        slices=F("slices") + 1, status=RunStatus.RUNNING
+    )
+    if claimed:
+        run.refresh_from_db(fields=["slices", "status"])
+    return bool(claimed)
+
+
 class RunRecorder:
-    """Keeps a CrawlRun and its CrawlPages up to date while the crawler works (main thread only)."""
+    """Keeps a CrawlRun and its CrawlPages up to date while the crawler works (main thread only).
+
+    Every page the run finds is recorded as pending at once, so the frontier outlives an interrupt or a
+    killed task, and a resume (or the next slice) knows every page still to visit.
+    """
 
     def __init__(self, run: CrawlRun) -> None:
         self.run = run
 
     def start(self) -> None:
         self.run.status = RunStatus.RUNNING
-        self.run.started_at = timezone.now()
+        self.run.started_at = self.run.started_at or timezone.now()
         self.run.save(update_fields=["status", "started_at"])
+
+    def pages_found(self, pages: Iterable[tuple[str, int]]) -> None:
+        CrawlPage.objects.bulk_create(
+            [CrawlPage(run=self.run, url=url, depth=depth, status=PageStatus.PENDING) for url, depth in pages],
+            ignore_conflicts=True,
+        )
 
     def page_started(self, url: str, depth: int) -> int:
         page, _ = CrawlPage.objects.update_or_create(
@@ -168,27 +234,54 @@ class RunRecorder:
         )
         return page.pk
 
-    def page_update(self, page_id: int, **values) -> None:
-        CrawlPage.objects.filter(pk=page_id).update(**values)
-
-    def pages_skipped(self, pages: Iterable[tuple[str, int]], reason: str) -> None:
-        now = timezone.now()
-        CrawlPage.objects.bulk_create(
-            [
-                CrawlPage(run=self.run, url=url, depth=depth, status=PageStatus.SKIPPED, error=reason, finished_at=now)
-                for url, depth in pages
-            ],
-            ignore_conflicts=True,
+    def page_finished(self, result: PageResult) -> None:
+        CrawlPage.objects.filter(pk=result.page_id).update(
+            final_url=result.final_url[:2000],
+            status=result.status,
+            http_status=result.http_status,
+            error=result.error,
+            warnings=result.warnings,
+            product=result.product,
+            product_created=result.product_created,
+            fields=result.record.as_json() if result.record else {},
+            links_found=result.links_found,
+            images_found=result.images_found,
+            images_new=result.images_new,
+            images_duplicate=result.images_duplicate,
+            images_failed=result.images_failed,
+            image_errors=result.image_errors,
+            finished_at=timezone.now(),
+            load_seconds=result.load_seconds,
+            extract_seconds=result.extract_seconds,
+            images_seconds=result.images_seconds,
+            attempts=result.attempts,
         )
 
-    def save_counters(self, counters: dict) -> None:
+    def pages_skipped(self, pages: Iterable[tuple[str, int]], reason: str) -> None:
+        """The frontier a cap left unvisited: its pending rows become skipped (resume visits them)."""
+        now = timezone.now()
+        urls = [url for url, _depth in pages]
+        for start in range(0, len(urls), 500):
+            CrawlPage.objects.filter(run=self.run, status=PageStatus.PENDING, url__in=urls[start : start + 500]).update(
+                status=PageStatus.SKIPPED, error=reason, finished_at=now
+            )
+
+    def save_counters(self, counters: dict, *, seconds: float | None = None) -> None:
         for name in RUN_COUNTERS:
             setattr(self.run, name, counters.get(name, 0))
-        self.run.save(update_fields=list(RUN_COUNTERS))
+        fields = list(RUN_COUNTERS)
+        if seconds is not None:
+            self.run.crawl_seconds = seconds
+            fields.append("crawl_seconds")
+        self.run.save(update_fields=fields)
+
+    def pause(self, *, counters: dict, seconds: float) -> None:
+        """The slice is over and pages are left: the run stays running, its frontier recorded as pending."""
+        self.save_counters(counters, seconds=seconds)
 
     @transaction.atomic
-    def finish(self, *, counters: dict, status: str, stop_reason: str = "", error: str = "") -> None:
-        self.save_counters(counters)
+    def finish(self, *, counters: dict, seconds: float, status: str, stop_reason: str = "", error: str = "") -> None:
+        self.save_counters(counters, seconds=seconds)
         # Pages still "running" were cut off by the failure that ended the run.
         CrawlPage.objects.filter(run=self.run, status=PageStatus.RUNNING).update(
             status=PageStatus.FAILED,

@@ -13,6 +13,7 @@ from PIL import Image
 
 from catalog import selectors, services
 from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, ProductImage
+from core.photos import PhotoError
 from tests.conftest import demo_photo
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_background_processing")]
@@ -153,7 +154,7 @@ class TestAddImage:
     )
     def test_bad_bytes_are_refused_and_nothing_is_stored(self, content, message):
         product = make_product()
-        with pytest.raises(services.InvalidImage, match=message):
+        with pytest.raises(PhotoError, match=message):
             services.add_image(product=product, content=content)
         assert ProductImage.objects.count() == 0
 

@@ -103,7 +103,7 @@ class Command(BaseCommand):
             nargs="?",
             const="latest",
             metavar="RUN_ID",
-            help="retry what failed or was left out in the last run (or in RUN_ID)",
+            help="visit what the last run (or RUN_ID) left: pages never reached, failed or skipped",
         )
         parser.add_argument(
             "--dry-run", action="store_const", const=True, help="store nothing; print what would be stored"

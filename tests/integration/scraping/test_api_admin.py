@@ -107,3 +107,63 @@ def test_admin_form_explains_bad_input(client, staff):
     assert response.status_code == 200
     assert b"is not an absolute http(s) URL" in response.content
     assert not CrawlRun.objects.exists()
+
+
+@pytest.mark.browser
+def test_a_crawl_longer_than_its_slice_goes_on_in_new_tasks_until_done(api, shop, shared_browsers, settings):
+    """A task crawls for CRAWL_TASK_SLICE_SECONDS (here: one page), records its frontier and queues the next."""
+    settings.CRAWL_TASK_SLICE_SECONDS = 0.000001
+    listing = shop.url("/catalog?page=2")
+    response = api.post("/api/crawls/", {"urls": [listing], "follow": True, "delay": 0}, format="json")
+    assert response.status_code == 202, response.content
+    run = CrawlRun.objects.get()
+    status = api.get(response["Location"]).json()
+    assert (status["status"], status["error"], status["stop_reason"]) == (RunStatus.FINISHED, "", "")
+    assert status["slices"] == run.pages.count() == 5  # one page a slice: the run outlived four tasks
+    assert dict(run.pages.values_list("url", "status")) == {
+        listing: PageStatus.NO_PRODUCT,
+        shop.url("/plain/denim-jacket"): PageStatus.OK,
+        shop.url("/products/graphic-tee"): PageStatus.OK,
+        shop.url("/products/zip-hoodie"): PageStatus.OK,
+        shop.url("/private/staff-only"): PageStatus.REFUSED,
+    }
+    counters = [status[name] for name in ("pages_ok", "pages_no_product", "pages_refused", "pages_failed")]
+    assert counters == [3, 1, 1, 0]
+    assert [status[name] for name in ("products_new", "images_new", "images_failed")] == [3, 4, 1]
+    assert status["crawl_seconds"] > 0
+    assert all(
+        shop.hits[path] == 1 for path in ("/plain/denim-jacket", "/products/graphic-tee", "/products/zip-hoodie")
+    )
+    assert shop.hits["/catalog"] == 1
+    assert Product.objects.count() == 3
+
+
+@pytest.fixture
+def staff_without_permissions():
+    return get_user_model().objects.create_user("clerk", password="pw-for-tests-only", is_staff=True)
+
+
+def test_staff_without_the_crawl_permissions_get_403_in_the_error_shape(staff_without_permissions, shop):
+    client = APIClient()
+    client.force_authenticate(staff_without_permissions)
+    response = client.post("/api/crawls/", {"urls": [shop.url("/products/silk-scarf")]}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert client.get("/api/crawls/").status_code == 403
+    assert not CrawlRun.objects.exists()
+
+
+def test_staff_with_the_add_permission_start_a_crawl(staff_without_permissions, shop, settings):
+    from django.contrib.auth.models import Permission
+
+    settings.CRAWL_ALLOWED_NETWORKS = []  # refused at once: no browser needed to see the run go through
+    staff_without_permissions.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="scraping", codename__in=["add_crawlrun", "view_crawlrun"])
+    )
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(pk=staff_without_permissions.pk))
+    response = client.post("/api/crawls/", {"urls": [shop.url("/products/silk-scarf")]}, format="json")
+    assert response.status_code == 202, response.content
+    assert client.get(response["Location"]).json()["pages_refused"] == 1
+    assert CrawlRun.objects.get().requested_by == staff_without_permissions

@@ -126,14 +126,14 @@ def test_a_crashing_page_fails_alone(scripted_server, monkeypatch):
     urls = [scripted_server.url("/p/1"), scripted_server.url("/p/2")]
     scripted_server.routes["/img/2.jpg"] = (200, {"Content-Type": "image/jpeg"}, jpeg())
     pages = {urls[0]: (urls[0], "<html>boom</html>"), urls[1]: (urls[1], product_page("Fine", "/img/2.jpg"))}
-    real_extract = __import__("scraping.crawler", fromlist=["extract_product"]).extract_product
+    real_extract = __import__("scraping.page_fetch", fromlist=["extract_product"]).extract_product
 
     def extract(html, url, **kwargs):
         if "boom" in html:
             raise RuntimeError("parser exploded")
         return real_extract(html, url, **kwargs)
 
-    monkeypatch.setattr("scraping.crawler.extract_product", extract)
+    monkeypatch.setattr("scraping.page_fetch.extract_product", extract)
     run, _, _ = start(urls, pages)
     statuses = dict(run.pages.values_list("url", "status"))
     assert statuses == {urls[0]: PageStatus.FAILED, urls[1]: PageStatus.OK}

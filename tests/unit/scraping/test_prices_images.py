@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from scraping.images import looks_like_furniture, parse_srcset, photo_key, select_photos, size_hint
+from scraping.photo_urls import looks_like_furniture, parse_srcset, photo_key, select_photos, size_hint
 from scraping.prices import currency_code, parse_price
 
 

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from lxml import html as lxml_html
-
 # Words in a file name, alt text, class or id that mark an image as site furniture, not a product photo.
 NON_PRODUCT_WORDS = {
     "logo",
@@ -316,7 +314,3 @@ def select_photos(groups: Iterable[list[tuple[str, float]]]) -> list[str]:
             seen_urls.add(candidate.url)
             result.append(candidate.url)
     return result
-
-
-def parse_tree(html: str):
-    return lxml_html.fromstring(html)
