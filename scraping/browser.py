@@ -4,6 +4,10 @@
 built on IntersectionObserver only fire for what passes through the viewport) and again until a round
 brings no new image URL and the page stops growing. The rendered DOM is returned as HTML for
 ``extract.py``; the browser never touches the database.
+
+Every request Chromium makes goes through its own ``GuardProxy`` (see ``browser_guard.py``), which applies the
+crawler's ``AddressPolicy``; page dialogs (alert, confirm, prompt) are answered at once so that they cannot
+stall a load.
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from selenium import webdriver
 from selenium.common.exceptions import InvalidSessionIdException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
+
+from scraping.browser_guard import BlockedRequest, GuardProxy
+from scraping.safety import AddressPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +43,20 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1280,1024",
     "--mute-audio",
+    # "<-loopback>" removes Chromium's implicit bypass of localhost: loopback goes through the proxy too.
+    "--proxy-bypass-list=<-loopback>",
 )
+
+# Runs in every frame before the page's scripts: dialogs answer at once, as a user who says "no" would.
+# (A beforeunload prompt needs nothing: chromedriver accepts it when it navigates away.)
+SILENCE_DIALOGS_JS = """
+(() => {
+  const answers = {alert: () => undefined, confirm: () => false, prompt: () => null};
+  for (const [name, answer] of Object.entries(answers)) {
+    Object.defineProperty(window, name, {value: answer, writable: true, configurable: true});
+  }
+})();
+"""
 
 # Resolves after ``quiet`` ms without DOM changes that matter (nodes added, image sources set), or ``max`` ms.
 WAIT_QUIET_JS = """
@@ -83,6 +104,14 @@ for (const source of document.querySelectorAll('picture source')) {
 return {urls: Array.from(urls), sizes: sizes, height: document.documentElement.scrollHeight};
 """
 
+# Chromium shows a failed navigation (redirect loop, refused tunnel, unsafe port...) as an error page at
+# chrome-error://chromewebdata/ instead of failing the WebDriver command; the page names the net error.
+NET_ERROR_PAGE_JS = """
+if (!location.href.startsWith('chrome-error:')) return null;
+const code = document.querySelector('.error-code');
+return (code && code.textContent.trim()) || '';
+"""
+
 NAVIGATION_STATUS_JS = """
 const entry = performance.getEntriesByType('navigation')[0];
 return entry && entry.responseStatus ? entry.responseStatus : null;
@@ -94,12 +123,45 @@ class BrowserUnavailable(RuntimeError):
 
 
 class PageLoadError(Exception):
-    """A page that could not be loaded; ``retryable`` for timeouts, network errors and 5xx answers."""
+    """A page that could not be loaded; ``retryable`` for timeouts, network errors, redirect loops and 5xx answers.
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+    ``reason`` says which kind of failure it was (one of the ``REASON_*`` names below), so the crawler can
+    record a redirect loop or a refused redirect for what it is; ``net_error`` is Chromium's code
+    ("ERR_TOO_MANY_REDIRECTS") where there is one, ``final_url`` the URL the navigation ended on.
+    """
+
+    REASON_TIMEOUT = "timeout"
+    REASON_NETWORK = "network"
+    REASON_REDIRECT_LOOP = "redirect_loop"
+    REASON_REFUSED = "refused"
+    REASON_HTTP_STATUS = "http_status"
+    REASON_BROWSER = "browser"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        reason: str = REASON_BROWSER,
+        net_error: str | None = None,
+        final_url: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.reason = reason
+        self.net_error = net_error
+        self.final_url = final_url
+
+    @property
+    def redirect_loop(self) -> bool:
+        return self.reason == self.REASON_REDIRECT_LOOP
+
+    @property
+    def refused(self) -> bool:
+        """The navigation (or one of its redirects) went to an address the crawler's AddressPolicy refuses."""
+        return self.reason == self.REASON_REFUSED
 
 
 @dataclass
@@ -124,6 +186,8 @@ class BrowserConfig:
     scroll_pause: float = 0.12
     quiet_ms: int = 250
     settle_max_ms: int = 5000
+    # Which addresses the browser may reach; None: the settings' CRAWL_ALLOW_PRIVATE_ADDRESSES, CRAWL_ALLOWED_NETWORKS.
+    policy: AddressPolicy | None = None
 
 
 class BrowserSession:
@@ -131,7 +195,10 @@ class BrowserSession:
 
     def __init__(self, config: BrowserConfig) -> None:
         self.config = config
+        # Read from the settings at the first start when the config names none; kept across restarts.
+        self.policy: AddressPolicy | None = config.policy
         self.driver: webdriver.Chrome | None = None
+        self.guard: GuardProxy | None = None
         self._profile_dir: str | None = None
 
     def __enter__(self) -> BrowserSession:
@@ -150,19 +217,33 @@ class BrowserSession:
                     f"{path} does not exist: install Chromium and its driver "
                     f"(apt-get install chromium chromium-driver) or point {setting} at them"
                 )
+        if self.policy is None:
+            self.policy = AddressPolicy.from_settings()
+        self.guard = GuardProxy(self.policy).start()
         self._profile_dir = tempfile.mkdtemp(prefix="lookalike-chromium-")
         options = webdriver.ChromeOptions()
         options.binary_location = self.config.binary
         for flag in CHROMIUM_FLAGS:
             options.add_argument(flag)
+        options.add_argument(f"--proxy-server={self.guard.proxy_server}")
         options.add_argument(f"--user-data-dir={self._profile_dir}")
+        # WebRTC would otherwise send STUN/TURN over UDP straight to any address, around the proxy. (A preference:
+        # the --force-webrtc-ip-handling-policy switch had no effect on Chromium 156.)
+        options.add_experimental_option("prefs", {"webrtc.ip_handling_policy": "disable_non_proxied_udp"})
         options.page_load_strategy = "normal"
+        # A dialog that slips past SILENCE_DIALOGS_JS is dismissed instead of failing the next command.
+        options.unhandled_prompt_behavior = "dismiss"
         try:
             # An explicit driver path and binary: Selenium Manager has nothing to look up or download.
             self.driver = webdriver.Chrome(service=Service(executable_path=self.config.driver_path), options=options)
         except WebDriverException as exc:
+            self._stop_guard()
             self._remove_profile()
             raise BrowserUnavailable(f"Chromium did not start: {exc.msg or exc}") from exc
+        for control_url in (self.driver.service.service_url, self._debugger_url()):
+            if control_url and urlsplit(control_url).port:
+                self.guard.forbid_loopback_port(urlsplit(control_url).port)
+        self.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SILENCE_DIALOGS_JS})
         browser_agent = self.driver.execute_script("return navigator.userAgent")
         # Honest: the real browser's agent string with the crawler's name and contact appended.
         self.driver.execute_cdp_cmd(
@@ -178,7 +259,17 @@ class BrowserSession:
             except WebDriverException:
                 logger.warning("Chromium did not quit cleanly", exc_info=True)
             self.driver = None
+        self._stop_guard()
         self._remove_profile()
+
+    def _debugger_url(self) -> str | None:
+        address = (self.driver.capabilities.get("goog:chromeOptions") or {}).get("debuggerAddress")
+        return f"http://{address}" if address else None
+
+    def _stop_guard(self) -> None:
+        if self.guard is not None:
+            self.guard.close()
+            self.guard = None
 
     def _remove_profile(self) -> None:
         if self._profile_dir:
@@ -189,13 +280,16 @@ class BrowserSession:
         """Load, settle, scroll until no new images appear, and snapshot the rendered page."""
         self.start()
         driver = self.driver
+        self.guard.take_blocked()  # what earlier pages had blocked is not this page's business
         started = time.monotonic()
         try:
             driver.get(url)
         except TimeoutException as exc:
             self._stop_loading()
             raise PageLoadError(
-                f"{url} did not finish loading within {self.config.page_timeout:g}s", retryable=True
+                f"{url} did not finish loading within {self.config.page_timeout:g}s",
+                retryable=True,
+                reason=PageLoadError.REASON_TIMEOUT,
             ) from exc
         except InvalidSessionIdException as exc:
             self.close()
@@ -204,19 +298,32 @@ class BrowserSession:
             message = (exc.msg or str(exc)).splitlines()[0]
             if "net::" not in message:
                 self.close()  # not a network error: the browser itself is in trouble, start a new one
-            raise PageLoadError(f"{url} could not be loaded ({message})", retryable=True) from exc
+                raise PageLoadError(f"{url} could not be loaded ({message})", retryable=True) from exc
+            net_error = message.split("net::", 1)[1].split()[0]
+            raise self._navigation_failure(url, net_error, detail=message) from exc
         try:
+            net_error = driver.execute_script(NET_ERROR_PAGE_JS)
+            if net_error is not None:
+                raise self._navigation_failure(url, net_error or "ERR_UNKNOWN")
             status = driver.execute_script(NAVIGATION_STATUS_JS)
             if status is not None and status >= 400:
+                blocked = self._blocked(driver.current_url)
+                if blocked is not None:
+                    raise self._blocked_failure(url, driver.current_url, blocked)
                 raise PageLoadError(
-                    f"{url} answered HTTP {status}", retryable=status >= 500 or status == 429, status=status
+                    f"{url} answered HTTP {status}",
+                    retryable=status >= 500 or status == 429,
+                    status=status,
+                    reason=PageLoadError.REASON_HTTP_STATUS,
                 )
             self._settle()
             rounds, seen, sizes = self._scroll_until_no_new_images(started)
             html = driver.page_source
             final_url = driver.current_url
         except TimeoutException as exc:
-            raise PageLoadError(f"{url} kept the browser busy for too long", retryable=True) from exc
+            raise PageLoadError(
+                f"{url} kept the browser busy for too long", retryable=True, reason=PageLoadError.REASON_TIMEOUT
+            ) from exc
         except WebDriverException as exc:
             self.close()
             raise PageLoadError(f"the browser failed on {url} ({(exc.msg or str(exc)).splitlines()[0]})") from exc
@@ -229,6 +336,50 @@ class BrowserSession:
             scroll_rounds=rounds,
             image_urls_seen=len(seen),
             load_seconds=time.monotonic() - started,
+        )
+
+    def _blocked(self, final_url: str) -> BlockedRequest | None:
+        """The proxy's record of the navigation's own request, if the proxy did not pass it on."""
+        matching = [blocked for blocked in self.guard.take_blocked() if blocked.matches(final_url)]
+        return matching[-1] if matching else None
+
+    def _blocked_failure(self, url: str, final_url: str, blocked: BlockedRequest) -> PageLoadError:
+        redirected = final_url.split("#", 1)[0] != url.split("#", 1)[0]
+        if blocked.refused:
+            message = f"redirected: {blocked.reason}" if redirected else blocked.reason
+            return PageLoadError(message, reason=PageLoadError.REASON_REFUSED, final_url=final_url)
+        return PageLoadError(
+            f"{url} could not be loaded ({blocked.reason})",
+            retryable=True,
+            reason=PageLoadError.REASON_NETWORK,
+            final_url=final_url,
+        )
+
+    def _navigation_failure(self, url: str, net_error: str, *, detail: str = "") -> PageLoadError:
+        """The error of a navigation that ended on Chromium's error page (or failed the WebDriver command)."""
+        try:
+            final_url = self.driver.current_url
+        except WebDriverException:
+            final_url = url
+        blocked = self._blocked(final_url)
+        if blocked is not None:
+            return self._blocked_failure(url, final_url, blocked)
+        if net_error == "ERR_PROXY_CONNECTION_FAILED":
+            self.close()  # the guard proxy is gone: the next load starts a browser with a new one
+        if net_error == "ERR_TOO_MANY_REDIRECTS":
+            return PageLoadError(
+                f"{url} redirects in a loop (net::ERR_TOO_MANY_REDIRECTS)",
+                retryable=True,
+                reason=PageLoadError.REASON_REDIRECT_LOOP,
+                net_error=net_error,
+                final_url=final_url,
+            )
+        return PageLoadError(
+            f"{url} could not be loaded ({detail or f'net::{net_error}'})",
+            retryable=True,
+            reason=PageLoadError.REASON_NETWORK,
+            net_error=net_error,
+            final_url=final_url,
         )
 
     def _stop_loading(self) -> None:
@@ -251,9 +402,10 @@ class BrowserSession:
         pause_ms = int(self.config.scroll_pause * 1000)
         while True:
             rounds += 1
-            height = self.driver.execute_async_script(SCROLL_JS, scroll_from, pause_ms)
+            # A script cut short by a dismissed dialog returns None: count it as a round that found nothing.
+            height = self.driver.execute_async_script(SCROLL_JS, scroll_from, pause_ms) or 0
             self._settle()
-            state = self.driver.execute_script(IMAGE_STATE_JS)
+            state = self.driver.execute_script(IMAGE_STATE_JS) or {"urls": [], "sizes": {}, "height": last_height}
             new_urls = set(state["urls"]) - seen
             seen.update(state["urls"])
             sizes.update({url: tuple(size) for url, size in state["sizes"].items()})
@@ -265,7 +417,8 @@ class BrowserSession:
                 return rounds, seen, sizes
             last_height = state["height"]
             # Lazy images above were triggered already; a new round only needs to cover what was added.
-            scroll_from = max(0, min(height, state["height"]) - 2 * self.driver.execute_script("return innerHeight"))
+            viewport = self.driver.execute_script("return innerHeight") or 0
+            scroll_from = max(0, min(height, state["height"]) - 2 * viewport)
 
 
 class BrowserPool:

@@ -57,6 +57,8 @@ def open_browser_pool(options: CrawlOptions) -> BrowserPool:
             user_agent=options.user_agent,
             page_timeout=options.page_timeout,
             scroll_max_seconds=options.scroll_max_seconds,
+            # The browser's own requests obey exactly this run's address policy (see browser_guard).
+            policy=AddressPolicy.build(allow_private=options.allow_private, allowed_networks=options.allowed_networks),
         )
     )
 
