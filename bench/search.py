@@ -71,6 +71,9 @@ def connect(dbname: str):
     from pgvector.psycopg import register_vector
 
     django.setup()
+    from django.db import connection
+
+    connection.ensure_connection()  # the embedded server starts (and fills in HOST/PORT) on first connection
     db = settings.DATABASES["default"]
     params = {"host": db["HOST"], "port": db["PORT"] or 5432, "user": db["USER"], "password": db["PASSWORD"] or None}
     with psycopg.connect(dbname=db["NAME"], autocommit=True, **params) as admin:

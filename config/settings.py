@@ -94,6 +94,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.outage.DatabaseOutageMiddleware",  # first: a database outage anywhere below is a 503
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,23 +124,35 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------------------
-# DATABASE_URL wins; without it an embedded PostgreSQL (with pgvector) is started or reused, its data
-# kept in EMBEDDED_PG_DIR so it survives restarts and is shared by the web process and the worker.
+# DATABASE_URL wins; without it an embedded PostgreSQL (with pgvector) is started or reused on the first
+# database connection (not here), its data kept in EMBEDDED_PG_DIR so it survives restarts and is shared
+# by the web process and the worker.
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED_PG_DIR = Path(env_str("EMBEDDED_PG_DIR", str(BASE_DIR / ".pgdata")))
 EMBEDDED_PG_DBNAME = env_str("EMBEDDED_PG_DBNAME", "lookalike")
 # Memory for the embedded server's buffer cache (restart-only; applied at start). Empty: a quarter of
 # the memory, 128 MB to 4 GB, so the HNSW index of a large catalog stays cached (bench/README.md).
 EMBEDDED_PG_SHARED_BUFFERS = env_str("EMBEDDED_PG_SHARED_BUFFERS", "")
+# stop: the server stops when the last process using it exits; none: it keeps running.
+EMBEDDED_PG_CLEANUP = env_str("EMBEDDED_PG_CLEANUP", "stop")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
     from config.embedded_db import embedded_database_settings
 
-    DATABASES = {"default": embedded_database_settings(EMBEDDED_PG_DIR, EMBEDDED_PG_DBNAME, EMBEDDED_PG_SHARED_BUFFERS)}
+    DATABASES = {
+        "default": embedded_database_settings(
+            EMBEDDED_PG_DIR, EMBEDDED_PG_DBNAME, shared_buffers=EMBEDDED_PG_SHARED_BUFFERS, cleanup=EMBEDDED_PG_CLEANUP
+        )
+    }
 
 # Separate test database names let several test runs share one server without clobbering each other.
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}")}
+
+# --- database outages (core.outage) ---------------------------------------------------------------
+# Seconds an API client or browser is told to wait (Retry-After) while the database cannot be reached.
+DATABASE_OUTAGE_RETRY_AFTER_SECONDS = env_int("DATABASE_OUTAGE_RETRY_AFTER_SECONDS", 5)
+# --- end database outages -------------------------------------------------------------------------
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -23,6 +23,32 @@ def pytest_configure(config):
         pass
 
 
+# HNSW build parameters for tests that only need an index to exist: the production ones (m 24,
+# ef_construction 400) buy recall, which only the modules named here measure, and cost build time.
+SMALL_HNSW = {"HNSW_M": 8, "HNSW_EF_CONSTRUCTION": 32}
+RECALL_TEST_MODULES = {"tests.integration.test_vector_index"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_hnsw_indexes(request):
+    if request.module.__name__ in RECALL_TEST_MODULES:
+        yield
+        return
+    from django.test import override_settings
+
+    with override_settings(**SMALL_HNSW):
+        yield
+
+
+@pytest.fixture
+def pg_data_dir():
+    """Data folder (not yet created) for a test's own embedded server, stopped and removed afterwards."""
+    from tests.fixtures.own_postgres import temporary_data_dir
+
+    with temporary_data_dir() as data_dir:
+        yield data_dir
+
+
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path_factory):
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")

@@ -8,108 +8,180 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         # pgvector must exist before any vector column.
         pgvector.django.VectorExtension(),
         migrations.CreateModel(
-            name='EmbeddingSpace',
+            name="EmbeddingSpace",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_id', models.CharField(max_length=300, unique=True)),
-                ('dim', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("model_id", models.CharField(max_length=300, unique=True)),
+                ("dim", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('dim__gte', 1), ('dim__lte', 2000)), name='catalog_space_dim_hnsw_range')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("dim__gte", 1), ("dim__lte", 2000)), name="catalog_space_dim_hnsw_range"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_url', models.URLField(blank=True, max_length=2000, null=True, unique=True)),
-                ('external_id', models.CharField(blank=True, help_text="The shop's own product id.", max_length=200, null=True)),
-                ('shop', models.CharField(blank=True, db_index=True, default='', max_length=200)),
-                ('brand', models.CharField(blank=True, default='', max_length=200)),
-                ('sku', models.CharField(blank=True, db_index=True, default='', max_length=200)),
-                ('gtin', models.CharField(blank=True, default='', max_length=50)),
-                ('mpn', models.CharField(blank=True, default='', max_length=100)),
-                ('name', models.CharField(max_length=500)),
-                ('description', models.TextField(blank=True, default='')),
-                ('price', models.DecimalField(blank=True, decimal_places=2, max_digits=12, null=True)),
-                ('currency', models.CharField(blank=True, default='', max_length=3)),
-                ('colour', models.CharField(blank=True, default='', max_length=100)),
-                ('category', models.CharField(blank=True, db_index=True, default='', max_length=100)),
-                ('availability', models.CharField(blank=True, choices=[('', 'Unknown'), ('in_stock', 'In stock'), ('out_of_stock', 'Out of stock')], default='', max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source_url", models.URLField(blank=True, max_length=2000, null=True, unique=True)),
+                (
+                    "external_id",
+                    models.CharField(blank=True, help_text="The shop's own product id.", max_length=200, null=True),
+                ),
+                ("shop", models.CharField(blank=True, db_index=True, default="", max_length=200)),
+                ("brand", models.CharField(blank=True, default="", max_length=200)),
+                ("sku", models.CharField(blank=True, db_index=True, default="", max_length=200)),
+                ("gtin", models.CharField(blank=True, default="", max_length=50)),
+                ("mpn", models.CharField(blank=True, default="", max_length=100)),
+                ("name", models.CharField(max_length=500)),
+                ("description", models.TextField(blank=True, default="")),
+                ("price", models.DecimalField(blank=True, decimal_places=2, max_digits=12, null=True)),
+                ("currency", models.CharField(blank=True, default="", max_length=3)),
+                ("colour", models.CharField(blank=True, default="", max_length=100)),
+                ("category", models.CharField(blank=True, db_index=True, default="", max_length=100)),
+                (
+                    "availability",
+                    models.CharField(
+                        blank=True,
+                        choices=[("", "Unknown"), ("in_stock", "In stock"), ("out_of_stock", "Out of stock")],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['price'], name='catalog_product_price_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('shop', 'external_id'), name='catalog_product_unique_shop_external_id'), models.CheckConstraint(condition=models.Q(('price__isnull', True), ('price__gte', 0), _connector='OR'), name='catalog_product_price_gte_0'), models.CheckConstraint(condition=models.Q(('price__isnull', True), models.Q(('currency', ''), _negated=True), _connector='OR'), name='catalog_product_price_has_currency')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["price"], name="catalog_product_price_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("external_id__isnull", False)),
+                        fields=("shop", "external_id"),
+                        name="catalog_product_unique_shop_external_id",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("price__isnull", True), ("price__gte", 0), _connector="OR"),
+                        name="catalog_product_price_gte_0",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("price__isnull", True), models.Q(("currency", ""), _negated=True), _connector="OR"
+                        ),
+                        name="catalog_product_price_has_currency",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ProductImage',
+            name="ProductImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_url', models.URLField(blank=True, default='', max_length=2000)),
-                ('file', models.ImageField(height_field='height', upload_to=catalog.models.product_image_path, width_field='width')),
-                ('sha256', models.CharField(max_length=64)),
-                ('width', models.PositiveIntegerField(blank=True, null=True)),
-                ('height', models.PositiveIntegerField(blank=True, null=True)),
-                ('position', models.PositiveIntegerField(default=0, help_text='Order of the photo on the product page.')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('processing', 'Processing'), ('done', 'Done'), ('failed', 'Failed')], db_index=True, default='pending', max_length=12)),
-                ('error', models.TextField(blank=True, default='')),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('processing_started_at', models.DateTimeField(blank=True, null=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='catalog.product')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source_url", models.URLField(blank=True, default="", max_length=2000)),
+                (
+                    "file",
+                    models.ImageField(
+                        height_field="height", upload_to=catalog.models.product_image_path, width_field="width"
+                    ),
+                ),
+                ("sha256", models.CharField(max_length=64)),
+                ("width", models.PositiveIntegerField(blank=True, null=True)),
+                ("height", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "position",
+                    models.PositiveIntegerField(default=0, help_text="Order of the photo on the product page."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("processing", "Processing"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("error", models.TextField(blank=True, default="")),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("processing_started_at", models.DateTimeField(blank=True, null=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="images", to="catalog.product"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['product_id', 'position', 'id'],
+                "ordering": ["product_id", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Garment',
+            name="Garment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=100)),
-                ('score', models.FloatField(blank=True, null=True)),
-                ('box_x0', models.PositiveIntegerField()),
-                ('box_y0', models.PositiveIntegerField()),
-                ('box_x1', models.PositiveIntegerField()),
-                ('box_y1', models.PositiveIntegerField()),
-                ('mask', models.ImageField(blank=True, upload_to=catalog.models.garment_mask_path)),
-                ('cutout', models.ImageField(blank=True, upload_to=catalog.models.garment_cutout_path)),
-                ('embedding', pgvector.django.vector.VectorField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('space', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='garments', to='catalog.embeddingspace')),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='garments', to='catalog.productimage')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=100)),
+                ("score", models.FloatField(blank=True, null=True)),
+                ("box_x0", models.PositiveIntegerField()),
+                ("box_y0", models.PositiveIntegerField()),
+                ("box_x1", models.PositiveIntegerField()),
+                ("box_y1", models.PositiveIntegerField()),
+                ("mask", models.ImageField(blank=True, upload_to=catalog.models.garment_mask_path)),
+                ("cutout", models.ImageField(blank=True, upload_to=catalog.models.garment_cutout_path)),
+                ("embedding", pgvector.django.vector.VectorField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "space",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="garments",
+                        to="catalog.embeddingspace",
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="garments", to="catalog.productimage"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['image_id', 'id'],
+                "ordering": ["image_id", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='productimage',
-            constraint=models.UniqueConstraint(fields=('product', 'sha256'), name='catalog_image_unique_product_sha256'),
+            model_name="productimage",
+            constraint=models.UniqueConstraint(
+                fields=("product", "sha256"), name="catalog_image_unique_product_sha256"
+            ),
         ),
         migrations.AddIndex(
-            model_name='garment',
-            index=models.Index(fields=['space', 'image'], name='catalog_garment_space_image'),
+            model_name="garment",
+            index=models.Index(fields=["space", "image"], name="catalog_garment_space_image"),
         ),
         migrations.AddConstraint(
-            model_name='garment',
-            constraint=models.CheckConstraint(condition=models.Q(('box_x1__gt', models.F('box_x0')), ('box_y1__gt', models.F('box_y0'))), name='catalog_garment_box_not_empty'),
+            model_name="garment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("box_x1__gt", models.F("box_x0")), ("box_y1__gt", models.F("box_y0"))),
+                name="catalog_garment_box_not_empty",
+            ),
         ),
     ]

@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.fixtures.own_postgres import clean_env, manage, postmaster_of, servers_using
 
 PRINT_DATABASE = textwrap.dedent(
     """
@@ -51,8 +52,8 @@ def test_database_url_selects_that_server_and_starts_nothing(tmp_path):
     assert not embedded_dir.exists()
 
 
-def test_without_database_url_an_embedded_server_keeps_data_across_restarts(tmp_path):
-    data_dir = tmp_path / "pg"
+def test_without_database_url_an_embedded_server_keeps_data_across_restarts(pg_data_dir):
+    data_dir = pg_data_dir
     env = {"EMBEDDED_PG_DIR": str(data_dir), "EMBEDDED_PG_DBNAME": "restart_check"}
     write = PRINT_DATABASE + textwrap.dedent(
         """
@@ -83,8 +84,56 @@ def test_without_database_url_an_embedded_server_keeps_data_across_restarts(tmp_
     assert second.stdout.strip().splitlines()[-1] == "[('kept',)]"
 
 
-def test_embedded_server_gets_the_configured_buffer_cache_and_keeps_data_when_it_changes(tmp_path):
-    env = {"EMBEDDED_PG_DIR": str(tmp_path / "pg"), "EMBEDDED_PG_DBNAME": "buffers_check"}
+def test_commands_that_need_no_database_start_no_server(pg_data_dir):
+    """Settings only name the data folder: nothing is created or started before a connection is needed."""
+    data_dir = pg_data_dir
+    env = clean_env(EMBEDDED_PG_DIR=data_dir)
+    for args in (["help"], ["--version"], ["check"]):
+        result = manage(args, env)
+        assert result.returncode == 0, (args, result.stderr)
+    assert not data_dir.exists()
+    assert not servers_using(data_dir)
+
+
+def test_first_query_starts_the_server_and_dbshell_reaches_it(pg_data_dir):
+    data_dir = pg_data_dir
+    env = {"EMBEDDED_PG_DIR": str(data_dir), "EMBEDDED_PG_SHARED_BUFFERS": "128MB"}
+    code = PRINT_DATABASE + textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from django.db import connection
+        from tests.fixtures.own_postgres import postmaster_of
+        data_dir = Path(sys.argv[1])
+        print("before the first query:", data_dir.exists())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_database()")
+            print("database:", cursor.fetchone()[0])
+        print("server running:", postmaster_of(data_dir) is not None)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir)],
+        cwd=REPO_ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "before the first query: False",
+        "database: lookalike",
+        "server running: True",
+    ]
+    assert postmaster_of(data_dir) is None, "the server stops when its last process exits"
+    shell = manage(["dbshell", "--", "-tAc", "SELECT 6 * 7"], clean_env(**env))
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.strip() == "42"
+
+
+def test_embedded_server_gets_the_configured_buffer_cache_and_keeps_data_when_it_changes(pg_data_dir):
+    env = {"EMBEDDED_PG_DIR": str(pg_data_dir), "EMBEDDED_PG_DBNAME": "buffers_check"}
     show = PRINT_DATABASE + textwrap.dedent(
         """
         from django.db import connection

@@ -3,8 +3,10 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError
 
 from catalog.importers import ImportFileError, import_file
+from core.outage import is_database_outage, outage_message
 
 
 class Command(BaseCommand):
@@ -19,6 +21,13 @@ class Command(BaseCommand):
             report = import_file(file, default_shop=shop)
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
+        except (OperationalError, InterfaceError) as exc:
+            if not is_database_outage(exc):
+                raise
+            # Each row is its own transaction: the rows before the outage are stored, and a re-run skips them.
+            raise CommandError(
+                f"{outage_message(exc)} Rows already imported are kept; run the same import again."
+            ) from exc
         for error in report.errors:
             self.stderr.write(self.style.ERROR(str(error)))
         style = self.style.WARNING if report.errors else self.style.SUCCESS
