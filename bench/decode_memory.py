@@ -103,9 +103,8 @@ def main() -> None:
         path = Path(folder) / "hostile.png"
         path.write_bytes(hostile_png())
         print(f"photo: {SIDE}x{SIDE} 16-bit greyscale PNG, {path.stat().st_size / 1024:.0f} KB")
-        print(
-            f"{'decoder':<14} {'photos at once':>14} {'decode slots':>12} {'baseline MiB':>12} {'peak MiB above it':>18}"
-        )
+        columns = ("decoder", "photos at once", "decode slots", "baseline MiB", "peak MiB above it")
+        print(f"{columns[0]:<14} {columns[1]:>14} {columns[2]:>12} {columns[3]:>12} {columns[4]:>18}")
         for photos in args.photos or [1, 3]:
             for mode, slots in (("convert first", photos), ("core.photos", 2), ("core.photos", 1)):
                 figure = run(mode, photos, path, slots)
