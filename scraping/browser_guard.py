@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from scraping.safety import AddressPolicy, UnsafeURL, check_url_syntax
+from scraping.safety import AddressPolicy, UnsafeURL, check_url_syntax, connect_checked
 
 logger = logging.getLogger(__name__)
 
@@ -241,21 +241,14 @@ class GuardProxy:
                 ip = ip.ipv4_mapped
             if ip.is_loopback and sockaddr[1] in self._forbidden_ports:
                 raise _Blocked(f"refused: {url} is the browser's own control port", refused=True)
-        last_error: OSError | None = None
-        for family, socktype, proto, _name, sockaddr in infos:
-            sock = socket.socket(family, socktype, proto)
-            sock.settimeout(self.connect_timeout)
-            try:
-                sock.connect(sockaddr)
-            except OSError as exc:
-                sock.close()
-                last_error = exc
-                continue
-            sock.settimeout(self.idle_timeout)
-            self._track(sock)
-            return sock
-        reason = last_error.strerror if last_error and last_error.strerror else str(last_error)
-        raise _Blocked(f"could not connect to {host}:{port} ({reason})", refused=False)
+        try:
+            sock = connect_checked(infos, self.connect_timeout)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise _Blocked(f"could not connect to {host}:{port} ({reason})", refused=False) from exc
+        sock.settimeout(self.idle_timeout)
+        self._track(sock)
+        return sock
 
     def _relay(self, client: socket.socket, upstream: socket.socket, *, rewrite_response: bool) -> None:
         """Copies bytes both ways until the server is done (or the line is idle for ``idle_timeout``)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import socket
 import ssl
 import threading
 import time
@@ -19,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from core.photos import CheckedPhoto, PhotoError, check_photo
 from scraping.politeness import HostThrottle
-from scraping.safety import AddressPolicy, UnsafeURL, check_url_syntax
+from scraping.safety import AddressPolicy, UnsafeURL, check_url_syntax, connect_checked
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -70,19 +69,7 @@ class _GuardedHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         infos = self.policy.resolve(self.host, self.port, url=self.checked_url)
-        last_error: OSError | None = None
-        for family, socktype, proto, _name, sockaddr in infos:
-            sock = socket.socket(family, socktype, proto)
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect(sockaddr)
-            except OSError as exc:
-                sock.close()
-                last_error = exc
-                continue
-            self.sock = sock
-            return
-        raise last_error or OSError(f"cannot connect to {self.host}:{self.port}")
+        self.sock = connect_checked(infos, self.timeout)
 
 
 class _GuardedHTTPSConnection(http.client.HTTPSConnection, _GuardedHTTPConnection):

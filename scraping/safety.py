@@ -114,3 +114,20 @@ def check_url_syntax(url: str) -> tuple[str, int]:
     if parts.username or parts.password:
         raise UnsafeURL(f"refused: {url!r} carries credentials")
     return parts.hostname, port or (443 if scheme == "https" else 80)
+
+
+def connect_checked(infos: Iterable[tuple], timeout: float) -> socket.socket:
+    """A socket connected to the first of ``infos`` (getaddrinfo rows the policy already checked) that
+    answers: the address connected to is always one that was checked, never a second DNS answer."""
+    last_error: OSError | None = None
+    for family, socktype, proto, _name, sockaddr in infos:
+        sock = socket.socket(family, socktype, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            continue
+        return sock
+    raise last_error or OSError("no address to connect to")
