@@ -199,7 +199,9 @@ def ensure_embedding_space(*, model_id: str, dim: int) -> EmbeddingSpace:
             "use a new model id for different weights"
         )
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [space.index_name])
+        cursor.execute(  # this schema only: an evaluation schema has a space of its own
+            "SELECT 1 FROM pg_indexes WHERE indexname = %s AND schemaname = current_schema()", [space.index_name]
+        )
         if cursor.fetchone() is None:
             if connection.in_atomic_block:
                 # CREATE INDEX refuses to run while deferred FK checks are pending: run them now instead.
