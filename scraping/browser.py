@@ -73,18 +73,30 @@ observer.observe(document.documentElement, {subtree: true, childList: true, attr
 })();
 """
 
-# Scrolls from ``from`` to the bottom in viewport-sized steps, pausing so observers and loaders can run.
+# Scrolls from ``from`` towards the bottom in viewport-sized steps, pausing so observers and loaders can run,
+# for at most ``budget`` ms: a very tall page is covered over several calls, none outlasting the script timeout.
+# Answers how far it got and whether that was the bottom.
 SCROLL_JS = """
-const [from, pause, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const [from, pause, budget, done] = [arguments[0], arguments[1], arguments[2], arguments[arguments.length - 1]];
 const step = Math.max(200, Math.floor(window.innerHeight * 0.8));
+const start = Date.now();
 let y = Math.max(0, from);
 (function tick() {
   window.scrollTo(0, y);
   const bottom = document.documentElement.scrollHeight;
-  if (y >= bottom - window.innerHeight) { done(bottom); return; }
+  if (y >= bottom - window.innerHeight) { done({reached: bottom, bottom: true}); return; }
+  if (Date.now() - start >= budget) { done({reached: y + window.innerHeight, bottom: false}); return; }
   y += step;
   setTimeout(tick, pause);
 })();
+"""
+
+# After a load timeout: stop what is still loading and say whether a document worth reading is there.
+STOP_AND_PROBE_JS = """
+window.stop();
+const nav = performance.getEntriesByType('navigation')[0];
+return {ready: document.readyState, href: location.href, responded: !!(nav && nav.responseStart > 0),
+        elements: document.body ? document.body.getElementsByTagName('*').length : 0};
 """
 
 # Every URL an image could come from, and the natural size of images already decoded.
@@ -174,6 +186,8 @@ class PageSnapshot:
     scroll_rounds: int = 0
     image_urls_seen: int = 0
     load_seconds: float = 0.0
+    # The load event had not fired by the page timeout: the DOM was read as it stood then.
+    load_timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,7 +264,7 @@ class BrowserSession:
             "Network.setUserAgentOverride", {"userAgent": f"{browser_agent} {self.config.user_agent}"}
         )
         self.driver.set_page_load_timeout(self.config.page_timeout)
-        self.driver.set_script_timeout(max(self.config.scroll_max_seconds, self.config.settle_max_ms / 1000) + 10)
+        self.driver.set_script_timeout(self._script_timeout())
 
     def close(self) -> None:
         if self.driver is not None:
@@ -282,15 +296,19 @@ class BrowserSession:
         driver = self.driver
         self.guard.take_blocked()  # what earlier pages had blocked is not this page's business
         started = time.monotonic()
+        load_timed_out = False
         try:
             driver.get(url)
         except TimeoutException as exc:
-            self._stop_loading()
-            raise PageLoadError(
-                f"{url} did not finish loading within {self.config.page_timeout:g}s",
-                retryable=True,
-                reason=PageLoadError.REASON_TIMEOUT,
-            ) from exc
+            # The load event may never come (an onerror handler that re-points broken images forever) although
+            # the document is all there: read what exists at the deadline; only an empty page is a failure.
+            if not self._document_after_timeout(url):
+                raise PageLoadError(
+                    f"{url} did not finish loading within {self.config.page_timeout:g}s",
+                    retryable=True,
+                    reason=PageLoadError.REASON_TIMEOUT,
+                ) from exc
+            load_timed_out = True
         except InvalidSessionIdException as exc:
             self.close()
             raise PageLoadError(f"the browser died while loading {url}", retryable=True) from exc
@@ -317,7 +335,8 @@ class BrowserSession:
                     reason=PageLoadError.REASON_HTTP_STATUS,
                 )
             self._settle()
-            rounds, seen, sizes = self._scroll_until_no_new_images(started)
+            # A page that never finished loading keeps changing (that is why): two rounds, not until it is quiet.
+            rounds, seen, sizes = self._scroll_until_no_new_images(started, max_rounds=2 if load_timed_out else None)
             html = driver.page_source
             final_url = driver.current_url
         except TimeoutException as exc:
@@ -336,6 +355,7 @@ class BrowserSession:
             scroll_rounds=rounds,
             image_urls_seen=len(seen),
             load_seconds=time.monotonic() - started,
+            load_timed_out=load_timed_out,
         )
 
     def _blocked(self, final_url: str) -> BlockedRequest | None:
@@ -382,16 +402,25 @@ class BrowserSession:
             final_url=final_url,
         )
 
-    def _stop_loading(self) -> None:
+    def _document_after_timeout(self, url: str) -> bool:
+        """Stop the load; True if the page has a body with elements to read (the browser is then still usable)."""
         try:
-            self.driver.execute_script("window.stop();")
+            state = self.driver.execute_script(STOP_AND_PROBE_JS) or {}
         except WebDriverException:
             self.close()
+            return False
+        if not state.get("elements") or not str(state.get("href") or "").startswith(("http://", "https://")):
+            return False  # nothing arrived yet: what is shown is still the blank tab (or an error page)
+        logger.info("%s: no load event within %gs (%s); reading the DOM as it is", url, self.config.page_timeout, state)
+        return True
+
+    def _script_timeout(self) -> float:
+        return max(self.config.scroll_max_seconds, self.config.settle_max_ms / 1000) + 10
 
     def _settle(self) -> None:
         self.driver.execute_async_script(WAIT_QUIET_JS, self.config.quiet_ms, self.config.settle_max_ms)
 
-    def _scroll_until_no_new_images(self, started: float) -> tuple[int, set[str], dict]:
+    def _scroll_until_no_new_images(self, started: float, max_rounds: int | None = None) -> tuple[int, set[str], dict]:
         """Scroll rounds until one adds no image URL and the page height is unchanged (or time is up)."""
         seen: set[str] = set()
         sizes: dict[str, tuple[int, int]] = {}
@@ -400,25 +429,33 @@ class BrowserSession:
         last_height = -1
         rounds = 0
         pause_ms = int(self.config.scroll_pause * 1000)
+        # Each scroll call stops well inside the script timeout (and the page's deadline); the next goes on from there.
+        step_cap = self._script_timeout() - 5
         while True:
             rounds += 1
+            budget_ms = int(1000 * max(0.5, min(step_cap, deadline - time.monotonic())))
             # A script cut short by a dismissed dialog returns None: count it as a round that found nothing.
-            height = self.driver.execute_async_script(SCROLL_JS, scroll_from, pause_ms) or 0
+            scrolled = self.driver.execute_async_script(SCROLL_JS, scroll_from, pause_ms, budget_ms) or {}
+            height = scrolled.get("reached") or 0
+            at_bottom = scrolled.get("bottom", True)
             self._settle()
             state = self.driver.execute_script(IMAGE_STATE_JS) or {"urls": [], "sizes": {}, "height": last_height}
             new_urls = set(state["urls"]) - seen
             seen.update(state["urls"])
             sizes.update({url: tuple(size) for url, size in state["sizes"].items()})
             grown = state["height"] != last_height
-            if rounds > 1 and not new_urls and not grown:
+            if rounds > 1 and at_bottom and not new_urls and not grown:
                 return rounds, seen, sizes
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (max_rounds and rounds >= max_rounds):
                 logger.info("stopped scrolling %s after %d rounds: time is up", self.driver.current_url, rounds)
                 return rounds, seen, sizes
             last_height = state["height"]
             # Lazy images above were triggered already; a new round only needs to cover what was added.
             viewport = self.driver.execute_script("return innerHeight") or 0
-            scroll_from = max(0, min(height, state["height"]) - 2 * viewport)
+            if not at_bottom:
+                scroll_from = max(0, height - viewport)  # cut short by its time cap: carry on where it stopped
+            else:
+                scroll_from = max(0, min(height, state["height"]) - 2 * viewport)
 
 
 class BrowserPool:

@@ -118,10 +118,14 @@ class Crawler:
         reporter: Reporter | None = None,
         browser_pool: BrowserPool | None = None,
         slice_seconds: float | None = None,
+        check_catalog: bool = True,
     ) -> None:
+        """``check_catalog=False``: a dry run reports products as "not checked" instead of reading the
+        catalog (which may be unmigrated or unreachable)."""
         if run is None and not options.dry_run:
             raise ValueError("a crawl that stores products needs a CrawlRun to record it")
         self.options = options
+        self.check_catalog = check_catalog
         self.reporter = reporter or Reporter()
         self.recorder = services.RunRecorder(run) if run is not None and not options.dry_run else None
         self.run = run
@@ -340,7 +344,9 @@ class Crawler:
         page = PageState(outcome=outcome)
         if outcome.status == PageStatus.OK:
             record = outcome.record
-            if self.options.dry_run:
+            if self.options.dry_run and not self.check_catalog:
+                page.product_state = "not checked"
+            elif self.options.dry_run:
                 existing = catalog_selectors.product_by_source_url(record.canonical_url)
                 page.product_state = "would be updated" if existing else "would be new"
                 self.counters["products_updated" if existing else "products_new"] += 1

@@ -1,13 +1,22 @@
 """Rendered HTML in, a ``ProductRecord`` out: no browser, no database, so every rule is unit-testable.
 
-Sources, best first, each field taken from the first that has it (``sources`` says which):
+Sources, best first, each field taken from the first that has it (``sources`` says which, ``confidence``
+how sure the crawler is):
 1. schema.org ``Product``/``ProductGroup`` structured data: JSON-LD (parsed per script, so one broken
    block spoils nothing else; ``@graph``, arrays, ``@id`` references, CDATA and comment wrappers, any
-   ``@type`` case), microdata and RDFa (through extruct);
-2. OpenGraph and product meta tags (``og:*``, ``product:price:*``);
-3. the site's CSS selector profile.
+   ``@type`` case, keys in any letter case), microdata (schema.org and the old data-vocabulary.org) and
+   RDFa (through extruct);
+2. OpenGraph and product meta tags (``og:*``, ``product:price:*``; a book's ISBN is no SKU);
+3. the site's CSS selector profile;
+4. a Next.js page payload (``__NEXT_DATA__``, ``self.__next_f``: see ``nextdata.py``);
+5. the visible page (``visible.py``): title, price not struck through, labelled code, colour, stock text.
+The visible page is also the cross-check: a displayed product code beats a size variant's SKU or a
+differently formatted one, and a structured price the page strikes through gives way to the sale price.
 When variants disagree, the variant the page shows wins: the one whose URL is the page URL, whose id is
-in the query string, whose SKU or price the page shows elsewhere; else the first one listed.
+in the query string, whose SKU or price the page shows elsewhere; else the first one listed. The product's
+own code (``productGroupID``) beats one size's SKU, and one size in stock makes the product in stock.
+Photos: the ones the shop's data lists, plus the page's images of the same gallery section (never tiles
+linking to other products, banners or icons), one URL per photo at its largest size.
 """
 
 from __future__ import annotations
@@ -27,9 +36,29 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from catalog.vocabulary import PAGE_FIELDS
-from scraping.photo_urls import absolute_url, dom_image_candidates, looks_like_furniture, select_photos
+from scraping.nextdata import payload_product
+from scraping.page_text import (
+    IN_STOCK,  # noqa: F401  (re-exported: the words live in page_text now)
+    OUT_OF_STOCK,  # noqa: F401
+    SIZE_TOKEN,
+    is_placeholder,
+    unescape,
+    without_size_suffix,
+)
+from scraping.page_text import normalize_availability as text_availability
+from scraping.photo_urls import (
+    absolute_url,
+    dom_image_candidates,
+    dom_image_elements,
+    gallery_region,
+    looks_like_furniture,
+    loose_photo_key,
+    photo_key,
+    select_photos,
+)
 from scraping.prices import parse_price
 from scraping.profiles import SiteProfile
+from scraping.visible import read_visible
 
 logger = logging.getLogger(__name__)
 
@@ -37,38 +66,46 @@ PRODUCT_TYPES = {"product", "productgroup", "productmodel", "individualproduct",
 LIST_TYPES = {"itemlist", "offercatalog", "collectionpage", "searchresultspage"}
 SCHEMA_PREFIXES = ("http://schema.org/", "https://schema.org/")
 GTIN_KEYS = ("gtin", "gtin13", "gtin14", "gtin12", "gtin8", "isbn")
-IN_STOCK = {
-    "instock",
-    "instoreonly",
-    "onlineonly",
-    "limitedavailability",
-    "madetoorder",
-    "available",
-    "availablefororder",
-    "yes",
-    "true",
-    "auflager",
-    "lieferbar",
-    "endisponible",
-    "disponible",
+# Keys as schema.org spells them, for shops that write them in lower case, and the old data-vocabulary.org names.
+CANONICAL_KEYS = {
+    key.lower(): key
+    for key in (
+        "lowPrice",
+        "highPrice",
+        "priceCurrency",
+        "priceSpecification",
+        "priceType",
+        "offerCount",
+        "availability",
+        "productID",
+        "productGroupID",
+        "hasVariant",
+        "isVariantOf",
+        "variesBy",
+        "itemListElement",
+        "offers",
+        "price",
+        "sku",
+        "mpn",
+        "name",
+        "image",
+        "url",
+        "color",
+        "brand",
+        "size",
+        "description",
+        "category",
+        "contentUrl",
+        *GTIN_KEYS,
+    )
 }
-OUT_OF_STOCK = {
-    "outofstock",
-    "soldout",
-    "discontinued",
-    "backorder",
-    "preorder",
-    "presale",
-    "oos",
-    "unavailable",
-    "notavailable",
-    "no",
-    "false",
-    "ausverkauft",
-    "nichtlieferbar",
-    "epuise",
-    "agotado",
-}
+CANONICAL_KEYS.update({"offerdetails": "offers", "currency": "priceCurrency", "identifier": "productID"})
+# How sure a field is, by where it came from (``confidence`` in the record); cross-checks move it up or down.
+SOURCE_CONFIDENCE = {"json-ld": 0.9, "microdata": 0.9, "rdfa": 0.9, "next-data": 0.8, "opengraph": 0.8, "page": 0.6}
+CONFIRMED = 0.97  # structured data and the visible page agree
+GUESSED = 0.5  # inferred from a hint (a buy button for stock, size-variant SKUs for the model code)
+_ID_PREFIX = re.compile(r"^(?P<kind>sku|mpn|item|id|isbn|gtin\d*|ean|upc)\s*:\s*", re.IGNORECASE)
+_SIZE_ONLY = re.compile(rf"^{SIZE_TOKEN}$", re.IGNORECASE)
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|gclid|fbclid|msclkid|mc_cid|mc_eid|_ga|ref|srsltid)$", re.IGNORECASE)
 _WRAPPER_START = re.compile(r"^\s*(?://|/\*)?\s*(?:<!\[CDATA\[|<!--)\s*(?:\*/)?")
 _WRAPPER_END = re.compile(r"(?://|/\*)?\s*(?:\]\]>|-->)\s*(?:\*/)?\s*$")
@@ -93,10 +130,13 @@ class ProductRecord:
     category: str | None = None
     image_urls: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    # 0..1 per field: how sure the crawler is (see SOURCE_CONFIDENCE); below 0.7 means "check this".
+    confidence: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         data = asdict(self)
         data["price"] = str(self.price) if self.price is not None else None
+        data["images"] = list(self.image_urls)  # the name the held-out scoring reads
         return data
 
 
@@ -137,8 +177,8 @@ def _text(value) -> str | None:
                 item = _text(item)
         if item is None or isinstance(item, bool):
             continue
-        text = re.sub(r"\s+", " ", str(item)).strip()
-        if text:
+        text = re.sub(r"\s+", " ", unescape(str(item))).strip()
+        if text and not is_placeholder(text):
             return text
     return None
 
@@ -156,20 +196,50 @@ def _plain_text(value) -> str | None:
 
 def normalize_availability(value) -> str | None:
     """``in_stock`` / ``out_of_stock`` from schema.org URLs, OpenGraph words or shop text; None if unsure."""
+    return text_availability(_text(value))
+
+
+def _canonical_keys(value, depth: int = 0):
+    """The node with keys spelled as schema.org does (``lowprice`` -> ``lowPrice``, ``offerDetails`` -> ``offers``)."""
+    if depth > 14:
+        return value
+    if isinstance(value, list):
+        return [_canonical_keys(item, depth + 1) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {}
+    for key, item in value.items():
+        name = CANONICAL_KEYS.get(key.lower(), key) if isinstance(key, str) and not key.startswith("@") else key
+        if name not in result or result[name] in (None, "", []):
+            result[name] = _canonical_keys(item, depth + 1)
+    return result
+
+
+def _code(value) -> tuple[str | None, str | None]:
+    """(code, kind) of an identifier written with a prefix ("sku:OP-1", "isbn:978...") or without (kind None)."""
     text = _text(value)
     if not text:
-        return None
-    word = re.sub(r"[^a-z]", "", _local_name(text).lower())
-    if word in IN_STOCK:
-        return "in_stock"
-    if word in OUT_OF_STOCK:
-        return "out_of_stock"
-    lowered = text.lower()
-    if any(marker in lowered for marker in ("out of stock", "sold out", "ausverkauft", "épuisé", "agotado")):
-        return "out_of_stock"
-    if any(marker in lowered for marker in ("in stock", "auf lager", "en stock", "available")):
-        return "in_stock"
-    return None
+        return None, None
+    match = _ID_PREFIX.match(text)
+    if match:
+        return text[match.end() :].strip() or None, match.group("kind").lower()
+    return text, None
+
+
+def is_isbn(value: str | None) -> bool:
+    """True for a valid ISBN-13 (978/979 prefix) or ISBN-10: a book's number, not a shop's item code."""
+    digits = re.sub(r"[\s-]", "", value or "")
+    if re.fullmatch(r"97[89]\d{10}", digits):
+        total = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(digits[:12]))
+        return (10 - total % 10) % 10 == int(digits[12])
+    if re.fullmatch(r"\d{9}[\dXx]", digits):
+        total = sum((10 - i) * (10 if c in "Xx" else int(c)) for i, c in enumerate(digits))
+        return total % 11 == 0
+    return False
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
 def clean_url(url: str) -> str:
@@ -321,6 +391,21 @@ class _PageHints:
     prices: set[Decimal] = field(default_factory=set)
 
 
+def _amount(value, currency: str | None) -> tuple[Decimal | None, str | None]:
+    """A price that may be a number, a string, a list or a nested object (``{"@value"}``, a PriceSpecification)."""
+    for _ in range(4):
+        if isinstance(value, list):
+            value = value[0] if value else None
+        elif isinstance(value, dict):
+            currency = currency or _text(value.get("priceCurrency"))
+            value = next(
+                (value[k] for k in ("@value", "price", "value", "lowPrice") if value.get(k) not in (None, "")), None
+            )
+        else:
+            break
+    return parse_price(value, currency_hint=currency)
+
+
 def _offer_price(offer: dict) -> tuple[Decimal | None, str | None]:
     currency = _text(offer.get("priceCurrency"))
     price = offer.get("price")
@@ -335,11 +420,7 @@ def _offer_price(offer: dict) -> tuple[Decimal | None, str | None]:
                 break
     if price is None or price == "":
         price = offer.get("lowPrice")
-    if isinstance(price, list):
-        price = price[0] if price else None
-    if isinstance(price, dict):
-        price = price.get("@value")
-    return parse_price(price, currency_hint=currency)
+    return _amount(price, currency)
 
 
 def _variant_score(variant: dict, hints: _PageHints, offer: dict | None = None) -> int:
@@ -350,6 +431,7 @@ def _variant_score(variant: dict, hints: _PageHints, offer: dict | None = None) 
     if offer:
         ids |= {str(_text(offer.get(key)) or "") for key in ("sku", "gtin", *GTIN_KEYS, "mpn")}
     ids.discard("")
+    partial = False
     for url in filter(None, [_text(variant.get("url")), _text((offer or {}).get("url"))]):
         absolute = urljoin(hints.page_url, url)
         if clean_url(absolute) == clean_url(hints.page_url):
@@ -357,7 +439,10 @@ def _variant_score(variant: dict, hints: _PageHints, offer: dict | None = None) 
         variant_query = dict(parse_qsl(urlsplit(absolute).query))
         if variant_query and variant_query.items() <= page_query.items():
             return 4
-    if page_query and ids & set(page_query.values()):
+        # The page names fewer options than the variant (?color=navy for the navy variants of every size).
+        same_path = urlsplit(absolute).path.rstrip("/") == page.path.rstrip("/")
+        partial = partial or (same_path and bool(page_query) and page_query.items() <= variant_query.items())
+    if partial or (page_query and ids & set(page_query.values())):
         return 3
     if ids & hints.skus:
         return 2
@@ -370,12 +455,19 @@ def _variant_score(variant: dict, hints: _PageHints, offer: dict | None = None) 
 
 
 def _pick(options: list, score) -> dict | None:
-    best, best_score = None, -1
+    return _pick_scored(options, score)[0]
+
+
+def _pick_scored(options: list, score) -> tuple[dict | None, int, int]:
+    """(best option, its score, how many options share that score): the first of the best."""
+    best, best_score, ties = None, -1, 0
     for option in options:
         value = score(option)
         if value > best_score:
-            best, best_score = option, value
-    return best
+            best, best_score, ties = option, value, 1
+        elif value == best_score:
+            ties += 1
+    return best, best_score, ties
 
 
 def _offers(node: dict) -> list[dict]:
@@ -390,12 +482,46 @@ def _offers(node: dict) -> list[dict]:
     return offers
 
 
-def _product_fields(node: dict, base: str, hints: _PageHints) -> tuple[dict, list[str]]:
-    """Field values and image URLs of a Product or ProductGroup node, for the variant on display."""
+def _shared_code(codes: list[str]) -> str | None:
+    """The model code of size-variant SKUs ("NW-118-S", "NW-118-M" -> "NW-118"), or None if they are not that."""
+    codes = [code for code in dict.fromkeys(codes) if code]
+    if len(codes) < 2:
+        return None
+    prefix = codes[0]
+    for code in codes[1:]:
+        while not code.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = max(prefix.rfind(sep) for sep in "-_/. ")
+    if cut < 3:
+        return None
+    base = prefix[:cut]
+    suffixes = [code[cut + 1 :] for code in codes]
+    return base if all(_SIZE_ONLY.match(suffix) for suffix in suffixes) else None
+
+
+def _availability_of(options: list[dict]) -> list[str]:
+    states = []
+    for option in options:
+        for offer in [option, *(_offers(option) if option.get("offers") else [])]:
+            state = normalize_availability(offer.get("availability"))
+            if state:
+                states.append(state)
+    return states
+
+
+def _product_fields(node: dict, base: str, hints: _PageHints) -> tuple[dict, list[str], dict]:
+    """Field values, image URLs and per-field confidence of a Product or ProductGroup, for the variant on display.
+
+    The product's own code (the group's ``productGroupID``, the product's ``sku``) beats the SKU of one size;
+    one size in stock makes the product (in the colour on display) in stock.
+    """
     group = node
+    confidence: dict[str, float] = {}
     variants = [v for v in _as_list(node.get("hasVariant")) if isinstance(v, dict)]
+    pinned = False
     if variants:
-        node = _pick(variants, lambda v: _variant_score(v, hints))
+        node, score, ties = _pick_scored(variants, lambda v: _variant_score(v, hints))
+        pinned = score >= 2 and ties == 1
     values: dict = {}
 
     def first(*keys):
@@ -406,9 +532,26 @@ def _product_fields(node: dict, base: str, hints: _PageHints) -> tuple[dict, lis
                     return text
         return None
 
-    values["name"] = first("name")
-    values["sku"] = first("sku") or (_text(node.get("productID")) if variants else None)
-    values["gtin"] = first(*GTIN_KEYS)
+    sizes = {_text(v.get("size")) or "" for v in variants} - {""}
+    group_name = _text(group.get("name")) if group is not node else None
+    name = _text(node.get("name"))
+    if group_name and (not name or _norm_name(name).startswith(_norm_name(group_name))):
+        name = group_name
+    name = name or group_name
+    if name and (variants or len(_offers(node)) > 1):
+        name = without_size_suffix(name, sizes)
+    values["name"] = name
+    product_id, id_kind = _code(node.get("productID"))
+    if id_kind in {"isbn", "gtin", "gtin8", "gtin12", "gtin13", "gtin14", "ean", "upc"}:
+        values["gtin"], product_id = product_id, None
+    group_code = _code(group.get("productGroupID"))[0] if group is not node else None
+    if group is not node:
+        group_code = group_code or _text(group.get("sku"))
+    values["sku"] = _text(node.get("sku")) or product_id
+    if variants and group_code and not pinned:
+        values["sku"] = group_code
+    values["sku"] = values["sku"] or group_code
+    values["gtin"] = values.get("gtin") or first(*GTIN_KEYS)
     values["mpn"] = first("mpn")
     values["brand"] = _text(node.get("brand")) or _text(group.get("brand"))
     values["description"] = _plain_text(node.get("description")) or _plain_text(group.get("description"))
@@ -419,16 +562,53 @@ def _product_fields(node: dict, base: str, hints: _PageHints) -> tuple[dict, lis
     values["category"] = _text(category)
     offers = _offers(node) or _offers(group)
     if offers:
-        offer = _pick(offers, lambda o: _variant_score({}, hints, o))
+        priced = [o for o in offers if _offer_price(o)[0] is not None] or offers
+        offer, score, ties = _pick_scored(priced, lambda o: _variant_score({}, hints, o))
         values["price"], values["currency"] = _offer_price(offer)
         values["availability"] = normalize_availability(offer.get("availability"))
-        values["sku"] = values["sku"] or _text(offer.get("sku"))
+        offer_codes = [_text(o.get("sku")) for o in offers]
+        if not values["sku"]:
+            shared = None if (score >= 2 and ties == 1) else _shared_code(offer_codes)
+            values["sku"] = shared or _text(offer.get("sku"))
+            if shared:
+                confidence["sku"] = GUESSED
         values["gtin"] = values["gtin"] or next(filter(None, (_text(offer.get(k)) for k in GTIN_KEYS)), None)
         values["mpn"] = values["mpn"] or _text(offer.get("mpn"))
+        states = _availability_of(offers)
+    else:
+        states = []
+    if variants:
+        colour = (_text(node.get("color")) or "").lower()
+        same_colour = [v for v in variants if (_text(v.get("color")) or "").lower() == colour]
+        states = _availability_of(same_colour or [node])
+    if "in_stock" in states:
+        values["availability"] = "in_stock"  # one size (or one offer) in stock: the product can be bought
+    elif not values.get("availability") and states:
+        values["availability"] = states[0]
+    if not values["sku"] and values["mpn"]:
+        values["sku"], confidence["sku"] = values["mpn"], 0.7  # the manufacturer's model code
     images = _image_urls(node.get("image"), base) or _image_urls(group.get("image"), base)
     if node is not group:
-        images += [url for url in _image_urls(group.get("image"), base) if url not in images]
-    return {k: v for k, v in values.items() if v is not None and v != ""}, images
+        own_colour = (_text(node.get("color")) or "").lower()
+        foreign = {
+            url
+            for variant in variants
+            if (_text(variant.get("color")) or "").lower() != own_colour
+            for url in _image_urls(variant.get("image"), base)
+        }
+        images += [url for url in _image_urls(group.get("image"), base) if url not in images and url not in foreign]
+    return {k: v for k, v in values.items() if v is not None and v != ""}, images, confidence
+
+
+def _common_ancestor(one, other):
+    """The nearest element that holds both (or either one, if it holds the other)."""
+    ancestors = [one, *one.iterancestors()]
+    around_other = {other, *other.iterancestors()}
+    return next((node for node in ancestors if node in around_other), None)
+
+
+def _norm_name(text: str) -> str:
+    return re.sub(r"\W+", " ", text).strip().lower()
 
 
 def _image_urls(value, base: str) -> list[str]:
@@ -444,9 +624,11 @@ def _image_urls(value, base: str) -> list[str]:
     return urls
 
 
-def _structured_products(html: str, tree, base: str, page_url: str) -> list[tuple[str, dict]]:
-    """(syntax, main product node) for each syntax that has one, best syntax first."""
+def _structured_products(html: str, tree, base: str, page_url: str) -> tuple[list[tuple[str, dict]], bool]:
+    """(syntax, main product node) for each syntax that has one, best syntax first; and whether the
+    structured data lists products (an ItemList) without describing one of its own: a listing page."""
     found = []
+    listing = False
     json_ld = _json_ld_nodes(_json_ld_blocks(tree))
     syntaxes = []
     if tree.xpath("boolean(//*[@itemscope])"):
@@ -464,10 +646,13 @@ def _structured_products(html: str, tree, base: str, page_url: str) -> list[tupl
         ("microdata", extracted.get("microdata", [])),
         ("rdfa", _rdfa_nodes(extracted.get("rdfa", []))),
     ):
+        nodes = _canonical_keys(nodes)
         product = _main_product(nodes, page_url)
         if product is not None:
             found.append((syntax, product))
-    return found
+        else:
+            listing = listing or any(listed for _, listed in _product_candidates(nodes))
+    return found, listing
 
 
 # --- OpenGraph and meta tags ------------------------------------------------------------------------
@@ -522,6 +707,13 @@ def _opengraph(tree, base: str) -> tuple[dict, list[str], bool, str | None]:
         return None
 
     values = {name: first(keys) for name, keys in OG_FIELDS.items()}
+    values = {name: None if value and is_placeholder(value) else value for name, value in values.items()}
+    values = {name: unescape(value) if isinstance(value, str) else value for name, value in values.items()}
+    isbn = first(["book:isbn", "og:isbn", "product:isbn", "books:isbn"])
+    if values["sku"] and (values["sku"] == isbn or is_isbn(values["sku"])):
+        # A book's ISBN in the item-id tag: a GTIN, not the shop's code.
+        values["gtin"] = values["gtin"] or values["sku"]
+        values["sku"] = None
     price, currency = parse_price(values.pop("price"), currency_hint=values.pop("currency"))
     values.update(price=price, currency=currency)
     values["availability"] = normalize_availability(values["availability"])
@@ -624,51 +816,129 @@ def extract_product(
         if values.get("price") is not None:
             hints.prices.add(values["price"])
 
-    structured = _structured_products(html, tree, base, url)
+    structured, lists_products = _structured_products(html, tree, base, url)
     for _syntax, node in structured:
         if not node.get("hasVariant") and _text(node.get("sku")):
             hints.skus.add(_text(node.get("sku")))
 
     record = ProductRecord(url=url, canonical_url=url)
-    images: list[list[tuple[str, float]]] = []
+    listed: list[str] = []  # photos the shop's data lists: structured data, payload, OpenGraph
 
-    def take(values: dict, source: str):
+    def take(values: dict, source: str, confidence: dict | None = None):
         for name in PAGE_FIELDS:
             if getattr(record, name) in (None, "") and values.get(name) not in (None, ""):
                 setattr(record, name, values[name])
                 record.sources[name] = source
+                record.confidence[name] = (confidence or {}).get(name, SOURCE_CONFIDENCE.get(source, 0.9))
+
+    def list_photos(urls: list[str], source: str):
+        if urls:
+            listed.extend(url for url in urls if url not in listed)
+            record.sources.setdefault("images", source)
 
     for syntax, node in structured:
-        values, node_images = _product_fields(node, base, hints)
-        take(values, syntax)
-        images.extend([[(image, 0.0)] for image in node_images])
-        if node_images:
-            record.sources.setdefault("images", syntax)
+        values, node_images, confidence = _product_fields(node, base, hints)
+        take(values, syntax, confidence)
+        list_photos(node_images, syntax)
+    visible = read_visible(tree, base, url, names=[record.name, og_values.get("name")], rendered_sizes=rendered_sizes)
     take(og_values, "opengraph")
-    if og_images:
-        images.extend([[(image, 0.0)] for image in og_images])
-        record.sources.setdefault("images", "opengraph")
     if profile:
-        take(profile_values, f"profile:{profile.name}")
+        take(profile_values, f"profile:{profile.name}")  # hand-written for the site: before any guesswork
+    payload = payload_product(tree, base, visible.name or record.name or og_values.get("name"))
+    if payload is not None:
+        take(payload.values(), "next-data")
+        list_photos(payload.images, "next-data")
+    list_photos(og_images, "opengraph")
 
     profile_says_product = profile_values.get("name") and profile_values.get("price") is not None
-    if not (structured or og_is_product or profile_says_product):
+    payload_says_product = payload is not None and payload.price is not None
+    page_says_product = visible.looks_like_product and not (lists_products and not structured)
+    if not (structured or og_is_product or profile_says_product or payload_says_product or page_says_product):
         return None
+    if visible.title_matches or not record.name:
+        # Only a page whose title shows the product's name speaks for it (not a brand banner's <h1>).
+        _cross_check(record, visible)
+        take(visible.values(), "page", dict.fromkeys(visible.guessed, GUESSED))
     if not record.name:
         return None
 
-    if profile_photos is not None:
-        dom_photos = profile_photos
-        dom_source = f"profile:{profile.name}"
-    else:
-        dom_photos = dom_image_candidates(tree, base, rendered_sizes=rendered_sizes)
-        dom_source = "page"
-    if dom_photos:
-        images.extend(dom_photos)
-        record.sources.setdefault("images", dom_source)
-    record.image_urls = select_photos(images)
+    record.image_urls = _photos(tree, base, url, record, listed, visible, profile, profile_photos, rendered_sizes)
     record.canonical_url, record.sources["canonical_url"] = _canonical(tree, url, og_url, base)
     return record
+
+
+def _cross_check(record: ProductRecord, visible) -> None:
+    """Structured values against what the page shows: the displayed code and the price not struck through win.
+
+    A SKU that is the displayed code with a size appended, or the same code without its punctuation, is
+    replaced by the code as displayed; a structured price the page shows struck through is the old price.
+    Values both agree on are marked confirmed.
+    """
+    shown = visible.sku
+    if record.sku:
+        # Of several labelled codes (SKU, style, model), the one that is the structured SKU is the one shown.
+        shown = next((code for code in visible.codes if _alnum(code) == _alnum(record.sku)), shown)
+    if shown and shown == record.sku and record.sources.get("sku") != "page":
+        record.confidence["sku"] = CONFIRMED
+    if shown and record.sku and shown != record.sku:
+        ours, theirs = _alnum(record.sku), _alnum(shown)
+        if ours == theirs:
+            sure = 0.9  # same code, the page keeps its formatting (466/7999)
+        elif len(theirs) >= 3 and ours.startswith(theirs):
+            sure = 0.85  # a size variant's SKU: the model code is displayed
+        else:
+            sure = 0.6  # the page displays another code than its structured data
+        record.sku, record.sources["sku"], record.confidence["sku"] = shown, "page", sure
+    if (
+        visible.price is not None
+        and record.price is not None
+        and record.price != visible.price
+        and record.price in visible.old_prices
+    ):
+        record.price, record.sources["price"], record.confidence["price"] = visible.price, "page", 0.75
+    if visible.name and record.name and record.sources.get("name") == "opengraph" and record.name != visible.name:
+        rest = record.name[len(visible.name) :] if record.name.startswith(visible.name) else ""
+        if re.match(r"^\s*[|–—:-]\s*\S", rest):
+            # og:title with the shop's name appended ("Linen trousers | Shop"): the page's own title is the name.
+            record.name, record.sources["name"], record.confidence["name"] = visible.name, "page", 0.9
+    for name, value in visible.values().items():
+        if getattr(record, name) == value and record.sources.get(name) not in (None, "page"):
+            record.confidence[name] = CONFIRMED
+
+
+def _photos(tree, base, url, record, listed, visible, profile, profile_photos, rendered_sizes) -> list[str]:
+    """The product's photos, one URL each: the listed ones, plus the page images of the same gallery.
+
+    When the shop's data lists photos, page images count only inside the gallery around the listed ones
+    (so no recommendation tiles, banners or icons); otherwise the product section's images, otherwise all
+    product-looking images of the page.
+    """
+    groups: list[list[tuple[str, float]]] = [[(image, 0.0)] for image in listed]
+    if profile_photos is not None:
+        dom, source = profile_photos, f"profile:{profile.name}"
+    elif listed:
+        photos = dom_image_elements(tree, base, rendered_sizes=rendered_sizes, page_url=url)
+        keys = {photo_key(image) for image in listed} | {loose_photo_key(image) for image in listed} - {None}
+        title = visible.title_element
+        region = gallery_region(photos, keys, title=title)
+        if title is not None:
+            # The product's section: the smallest part of the page holding its title and its gallery.
+            section = _common_ancestor(title, region) if region is not None else title.getparent()
+        else:
+            section = region
+        dom = [urls for img, urls in photos if section is not None and section in img.iterancestors()]
+        source = "page"
+        record.confidence["images"] = 0.9 if region is not None else 0.8
+    elif visible.gallery:
+        dom, source = visible.gallery, "page"
+        record.confidence["images"] = SOURCE_CONFIDENCE["page"]
+    else:
+        dom, source = dom_image_candidates(tree, base, rendered_sizes=rendered_sizes, page_url=url), "page"
+        record.confidence["images"] = 0.5
+    if dom:
+        groups.extend(dom)
+        record.sources.setdefault("images", source)
+    return select_photos(groups)
 
 
 # --- links of listing pages ------------------------------------------------------------------------

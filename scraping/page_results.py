@@ -122,8 +122,8 @@ class PageResult:
             report["product"] = self.product_state
             report["product_id"] = getattr(self.product, "pk", None)
             report["warnings"] = self.warnings
-            if not dry_run:
-                report["images"] = {
+            if not dry_run:  # "images" stays the list of photo URLs, as in a dry run
+                report["image_downloads"] = {
                     "new": self.images_new,
                     "duplicate": self.images_duplicate,
                     "failed": self.images_failed,

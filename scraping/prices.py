@@ -44,7 +44,7 @@ def currency_code(raw: str | None) -> str | None:
     value = raw.strip()
     if len(value) == 3 and value.isalpha():
         return value.upper()
-    return CURRENCY_SYMBOLS.get(value.lower())
+    return CURRENCY_SYMBOLS.get(re.sub(r"\s+", "", value.lower()))
 
 
 def parse_price(value, *, currency_hint: str | None = None) -> tuple[Decimal | None, str | None]:

@@ -7,13 +7,24 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from tqdm import tqdm
 
+from catalog import selectors as catalog_selectors
 from scraping import services
 from scraping.browser import BrowserUnavailable
 from scraping.crawler import Crawler, CrawlError, Reporter, run_crawl
 from scraping.models import PageStatus
 from scraping.options import CrawlOptions, OptionsError
+
+
+def catalog_unreadable() -> str | None:
+    """Why the catalog cannot say whether a product is known (no database, or one not migrated), or None."""
+    try:
+        catalog_selectors.product_by_source_url("https://lookalike.invalid/probe")
+    except DatabaseError as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
 
 
 def read_targets(targets: list[str]) -> list[str]:
@@ -154,12 +165,20 @@ class Command(BaseCommand):
         if not options.dry_run:
             seed_urls = [seed[0] if isinstance(seed, tuple) else seed for seed in seeds]
             run = services.create_run(seed_urls=seed_urls, options=options, resumed_from=previous)
+        check_catalog = True
+        if options.dry_run:
+            reason = catalog_unreadable()
+            if reason:
+                self.stderr.write(f"The catalog cannot be read ({reason}): products are not checked against it.")
+                check_catalog = False
         reporter = CommandReporter(
             self, json_lines=opts["json"], dry_run=options.dry_run, progress=False if opts["no_progress"] else None
         )
         try:
             if run is None:
-                summary = Crawler(options, reporter=reporter).crawl(seeds, done_urls=done_urls)
+                summary = Crawler(options, reporter=reporter, check_catalog=check_catalog).crawl(
+                    seeds, done_urls=done_urls
+                )
             else:
                 summary = run_crawl(run, seeds=seeds, done_urls=done_urls, reporter=reporter)
         except (CrawlError, BrowserUnavailable) as exc:
