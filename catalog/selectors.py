@@ -114,3 +114,21 @@ def latest_failed_images(limit: int = 20) -> list[ProductImage]:
 def categories() -> list[str]:
     """Distinct non-empty product categories, sorted: the choices of the shopper's category filter."""
     return list(Product.objects.exclude(category="").order_by("category").values_list("category", flat=True).distinct())
+
+
+def representative_garments(product_ids, *, space: EmbeddingSpace | None = None) -> dict[int, Garment]:
+    """One garment per product to show on a result card when no vector chose it (keyword hits): a garment of
+    ``space`` if the product has one, else any, from its first photo. Products without garments are absent."""
+    ids = [int(pk) for pk in product_ids]
+    if not ids:
+        return {}
+    in_space = Case(When(space_id=space.pk if space else None, then=Value(0)), default=Value(1))
+    rows = (
+        garments_for_display()
+        .filter(image__product_id__in=ids)
+        .select_related("image")
+        .annotate(space_rank=in_space)
+        .order_by("image__product_id", "space_rank", "image__position", "image_id", "pk")
+        .distinct("image__product_id")
+    )
+    return {garment.image.product_id: garment for garment in rows}

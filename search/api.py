@@ -29,7 +29,8 @@ from search.serializers import (
 
 
 class SearchView(APIView):
-    """Search the catalog by photo (POST, multipart) or by text (GET ?q=)."""
+    """Search the catalog by photo (POST, multipart; ``q`` refines it with words) or by text (GET ?q=: keyword
+    search in every profile, hybrid with text-to-photo vectors when the embedder has a text tower)."""
 
     parser_classes = [MultiPartParser, FormParser]
     throttle_classes = [ScopedRateThrottle]
@@ -68,7 +69,21 @@ class SearchView(APIView):
         params = validated(ImageSearchParamsSerializer, request.data)
         data = params.validated_data
         result = query.search_by_image(
-            content, k=data["k"], garment_index=data.get("garment"), box=data.get("box"), filters=params.to_filters()
+            content,
+            k=data["k"],
+            garment_index=data.get("garment"),
+            box=data.get("box"),
+            filters=params.to_filters(),
+            text=data.get("q", ""),
+            text_weight=data["q_weight"],
+            not_text=data.get("not_q", ""),
+            not_weight=data["not_weight"],
+        )
+        refinement = result.refinement
+        refine = (
+            {"refine": {"text": refinement.text, "not_text": refinement.not_text, "mode": refinement.mode}}
+            if refinement
+            else {}
         )
         return Response(
             {
@@ -82,6 +97,7 @@ class SearchView(APIView):
                     "chosen": result.chosen,
                     "whole_image": result.whole_image,
                     "notice": result.notice,
+                    **refine,
                 },
                 "results": [match_payload(match, request) for match in result.matches],
             }
@@ -92,7 +108,7 @@ class ProductSearchViewSet(viewsets.ViewSet):
     """Search actions on products ("more like this", near-duplicates), routed beside the catalog's CRUD."""
 
     @extend_schema(
-        parameters=[SearchParamsSerializer],
+        parameters=[SearchParamsSerializer, OpenApiParameter("id", int, OpenApiParameter.PATH)],
         responses={200: SearchResponseSerializer, 404: ErrorSerializer},
     )
     @action(detail=True, methods=["get"], throttle_classes=[ScopedRateThrottle])

@@ -1,4 +1,4 @@
-"""Search use-cases: by photo, by text, more like this, near-duplicates.
+"""Search use-cases: by photo (optionally refined by words), by text, more like this, near-duplicates.
 
 A query goes through exactly the pipeline that indexed the catalog (same preprocessing, same model), then
 PostgreSQL orders garments of the current embedder's space by cosine distance. Results are products:
@@ -6,21 +6,31 @@ each product once, represented by its best-matching garment.
 
 Similarity shown to people is ``100 * cosine similarity``, clamped to 0..100 (cosine similarity is
 ``1 - cosine distance``; L2-normalised vectors make it the dot product). 100% means the same vector.
+
+Text search works in every profile. Keyword ranking (``catalog.keyword``: full-text + trigram in PostgreSQL)
+always runs; when the embedder has a text tower its text->photo nearest products are fused with the keyword
+ranks by reciprocal rank fusion, an exact SKU or name hit first. A product found by its words alone shows
+its keyword score as "% similar" (and ``distance`` None).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 from django.db import connection
 
+from catalog import keyword
+from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace, Garment, Product
 from catalog.vocabulary import ProductFilters
 from core.errors import DomainError
 from core.photos import load_image
 from search import selectors
-from search.pipeline.base import Box, UnsupportedOperation
+from search.pipeline.base import Box, PipelineError, UnsupportedOperation
+from search.pipeline.config import PipelineConfig
 from search.pipeline.registry import get_pipeline
 from search.selectors import GarmentHit
 
@@ -29,12 +39,27 @@ __all__ = [
     "ImageSearchResult",
     "ProductMatch",
     "QueryError",
+    "Refinement",
     "near_duplicate_products",
+    "reciprocal_rank_fusion",
     "search_by_image",
     "search_by_text",
     "similar_to_product",
     "similarity_percent",
+    "split_negations",
+    "text_tower_available",
 ]
+
+# Reciprocal rank fusion (Cormack et al. 2009): score = sum over rankings of weight / (RRF_K + rank).
+RRF_K = 60
+FUSION_CANDIDATES = 50  # products taken from each ranking before fusing
+EXACT_HIT_BONUS = 1.0  # an exact SKU/name hit outranks any fused score (each term is at most 1/61)
+DEFAULT_TEXT_WEIGHT = 0.5
+DEFAULT_NOT_WEIGHT = 0.5
+_NEGATION = re.compile(
+    r"(?:^|(?<=[\s,;]))(?:-(?P<word>\w[\w'-]*)|(?:not|without|no)\s+(?P<phrase>[^,;]+?)(?=$|[,;]|\s+(?:and|but)\b))",
+    re.I,
+)
 
 
 class QueryError(DomainError):
@@ -52,7 +77,9 @@ def similarity_percent(distance: float) -> float:
 class ProductMatch:
     product: Product
     garment: Garment
-    distance: float
+    distance: float | None  # None: found by its words alone, no vector compared
+    keyword_score: float | None = None  # 0..1 from catalog.keyword, None when the words did not match
+    matched_by: tuple[str, ...] = ("vector",)
 
     @property
     def image(self):
@@ -60,6 +87,8 @@ class ProductMatch:
 
     @property
     def similarity(self) -> float:
+        if self.distance is None:
+            return round(100.0 * (self.keyword_score or 0.0), 1)
         return similarity_percent(self.distance)
 
 
@@ -78,6 +107,18 @@ class DetectedGarment:
         return (x1 - x0) * (y1 - y0)
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """Words that refine a photo search, and how they were applied ("vector" or "keyword")."""
+
+    text: str = ""
+    not_text: str = ""
+    mode: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.not_text)
+
+
 @dataclass
 class ImageSearchResult:
     matches: list[ProductMatch]
@@ -86,12 +127,120 @@ class ImageSearchResult:
     whole_image: bool = False
     image_size: tuple[int, int] = (0, 0)
     notice: str = ""
+    refinement: Refinement = field(default_factory=Refinement)
 
 
 def current_space() -> EmbeddingSpace | None:
     """The space of the configured embedder, or None when nothing was indexed with it yet."""
     pipeline = get_pipeline()
     return EmbeddingSpace.objects.filter(model_id=pipeline.embedder_id).first()
+
+
+def text_tower_available() -> bool:
+    """Whether the configured embedder has a text tower, without building the pipeline (a page view must
+    not load a model to choose its wording)."""
+    from search.pipeline import registry  # the resolution the registry itself does, read-only
+
+    try:
+        config = PipelineConfig.from_settings()
+        profile = config.profile
+        if profile == "auto":
+            full = replace(config, local_files_only=True)
+            profile = "offline" if registry._missing_models(full.stage_names("full"), full) else "full"
+        name = config.stage_names(profile)["embedder"]
+        embedder_class = registry._import_class(registry.STAGE_CLASSES["embedder"].get(name, name), "embedder")
+    except PipelineError:
+        return False
+    return bool(getattr(embedder_class, "supports_text", False))
+
+
+def split_negations(text: str) -> tuple[str, str]:
+    """ "like this in red, not denim" -> ("like this in red", "denim"): words after "not", "without", "no" or a
+    leading "-" are what the shopper does not want."""
+    negative = [(match.group("word") or match.group("phrase")).strip() for match in _NEGATION.finditer(text)]
+    positive = _NEGATION.sub(" ", text)
+    return " ".join(positive.replace(",", " ").split()), " ".join(negative)
+
+
+def _text_vectors(texts: Sequence[str]) -> np.ndarray | None:
+    """(n, dim) text vectors, or None when the embedder has no text tower."""
+    try:
+        return get_pipeline().embed_text(list(texts))
+    except UnsupportedOperation:
+        return None
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def _check_text(text: str | None, *, required: bool) -> str:
+    raw = (text or "").strip()
+    if len(raw) > keyword.MAX_QUERY_CHARS:
+        raise QueryError(f"the search text is longer than {keyword.MAX_QUERY_CHARS} characters")
+    cleaned = keyword.clean_query(raw)
+    if required and not cleaned:
+        raise QueryError("type a few words to search for")
+    return cleaned
+
+
+def _keyword_only_matches(hits: Sequence[keyword.KeywordHit], space: EmbeddingSpace | None) -> list[ProductMatch]:
+    garments = catalog_selectors.representative_garments([hit.product_id for hit in hits], space=space)
+    products = Product.objects.in_bulk(list(garments))
+    return [
+        ProductMatch(
+            product=products[hit.product_id],
+            garment=garments[hit.product_id],
+            distance=None,
+            keyword_score=hit.score,
+            matched_by=("keyword",),
+        )
+        for hit in hits
+        if hit.product_id in garments and hit.product_id in products
+    ]
+
+
+def reciprocal_rank_fusion(rankings: dict[str, Sequence[int]], *, weights: dict[str, float] | None = None):
+    """Product ids ranked by ``sum(weight / (RRF_K + rank))`` over the rankings (rank from 1), ties by id."""
+    scores: dict[int, float] = {}
+    for name, ranking in rankings.items():
+        weight = (weights or {}).get(name, 1.0)
+        for rank, product_id in enumerate(ranking, start=1):
+            scores[product_id] = scores.get(product_id, 0.0) + weight / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _hybrid(
+    keyword_hits: list[keyword.KeywordHit], vector, space: EmbeddingSpace, *, k: int, filters
+) -> list[ProductMatch]:
+    vector_hits = selectors.nearest_products(space, vector, k=max(k, FUSION_CANDIDATES), filters=filters)
+    by_keyword = {hit.product_id: hit for hit in keyword_hits}
+    by_vector = {hit.product_id: hit for hit in vector_hits}
+    fused = reciprocal_rank_fusion({"keyword": list(by_keyword), "vector": list(by_vector)})
+    exact = {pid for pid, hit in by_keyword.items() if hit.score >= 1.0}
+    ranked = sorted(fused, key=lambda item: (-(item[1] + (EXACT_HIT_BONUS if item[0] in exact else 0)), item[0]))
+    chosen = [pid for pid, _ in ranked[:k]]
+    missing = [pid for pid in chosen if pid not in by_vector]
+    by_vector.update(selectors.best_garments_of_products(space, vector, missing))
+    hits = [by_vector[pid] for pid in chosen if pid in by_vector]
+    vector_ids = _ids(vector_hits)
+    return [
+        replace(
+            match,
+            keyword_score=by_keyword[match.product.pk].score if match.product.pk in by_keyword else None,
+            matched_by=tuple(
+                name
+                for name, ids in (("keyword", by_keyword.keys()), ("vector", vector_ids))
+                if match.product.pk in ids
+            ),
+        )
+        for match in _matches(hits)
+    ]
+
+
+def _ids(hits: Sequence[GarmentHit]) -> set[int]:
+    return {hit.product_id for hit in hits}
 
 
 def _matches(hits: Sequence[GarmentHit]) -> list[ProductMatch]:
@@ -119,13 +268,29 @@ def search_by_image(
     garment_index: int | None = None,
     box: tuple[float, float, float, float] | None = None,
     filters: ProductFilters | None = None,
+    text: str = "",
+    text_weight: float = DEFAULT_TEXT_WEIGHT,
+    not_text: str = "",
+    not_weight: float = DEFAULT_NOT_WEIGHT,
 ) -> ImageSearchResult:
-    """Find products like the garment in a photo.
+    """Find products like the garment in a photo, optionally refined by words ("in red", "not denim").
 
     All garments found are returned with their boxes; the one searched is ``garment_index`` (default: the
     largest), or the region ``box`` if given. With no garment found, the whole photo is searched and the
     result says so. Raises PhotoError for a file that is not a usable image.
+
+    Words refine the photo: with a text tower the query vector is ``photo + text_weight * text - not_weight *
+    not_text`` (normalised; a negative ``text_weight`` also pushes away); without one, the photo's neighbours
+    that match the words come first and those matching ``not_text`` are dropped (a keyword boost and filter).
     """
+    text = _check_text(text, required=False)
+    not_text = _check_text(not_text, required=False)
+    if text:
+        text, negated = split_negations(text)
+        not_text = " ".join(part for part in (not_text, negated) if part)
+    refine = Refinement(
+        text=text if keyword.has_words(text) else "", not_text=not_text if keyword.has_words(not_text) else ""
+    )
     pipeline = get_pipeline()
     photo = load_image(content, max_side=pipeline.max_side)
     if box is not None:
@@ -147,7 +312,11 @@ def search_by_image(
         raise QueryError(f"garment {garment_index} does not exist; the photo has {len(garments)} garment(s)")
     whole = bool(results) and results[0].whole_image_fallback
     notice = "No garment was found in the photo, so the whole photo was searched." if whole else ""
-    matches = _nearest(results[chosen].embedding.tolist(), k=k, filters=filters)
+    photo_vector = results[chosen].embedding
+    if refine:
+        matches, refine = _refined(photo_vector, refine, k=k, filters=filters, weights=(text_weight, not_weight))
+    else:
+        matches = _nearest(photo_vector.tolist(), k=k, filters=filters)
     if not matches and current_space() is None:
         notice = "The catalog has not been indexed with the current model yet."
     return ImageSearchResult(
@@ -157,25 +326,80 @@ def search_by_image(
         whole_image=whole,
         image_size=(photo.width, photo.height),
         notice=notice,
+        refinement=refine,
     )
 
 
+def _refined(photo_vector: np.ndarray, refine: Refinement, *, k: int, filters, weights: tuple[float, float]):
+    """Photo + words: a weighted vector combination with a text tower, a keyword boost/filter without one."""
+    text_weight, not_weight = weights
+    texts = [t for t in (refine.text, refine.not_text) if t]
+    vectors = _text_vectors(texts)
+    if vectors is not None:
+        combined = np.asarray(photo_vector, dtype=np.float32).copy()
+        position = 0
+        if refine.text:
+            combined += text_weight * vectors[position]
+            position += 1
+        if refine.not_text:
+            combined -= not_weight * vectors[position]
+        return _nearest(_unit(combined).tolist(), k=k, filters=filters), replace(refine, mode="vector")
+    neighbours = _nearest(photo_vector.tolist(), k=max(k * 4, 48), filters=filters)
+    ids = [match.product.pk for match in neighbours]
+    wanted = (
+        {h.product_id: h.score for h in keyword.keyword_ranking(refine.text, limit=len(ids), among_product_ids=ids)}
+        if refine.text
+        else {}
+    )
+    unwanted = (
+        {h.product_id for h in keyword.keyword_ranking(refine.not_text, limit=len(ids), among_product_ids=ids)}
+        if refine.not_text
+        else set()
+    )
+    kept = [match for match in neighbours if match.product.pk not in unwanted]
+    boosted = sorted(kept, key=lambda match: match.product.pk not in wanted)  # stable: photo order within groups
+    matches = [
+        replace(
+            match,
+            keyword_score=wanted.get(match.product.pk),
+            matched_by=("vector", "keyword") if match.product.pk in wanted else ("vector",),
+        )
+        for match in boosted[:k]
+    ]
+    return matches, replace(refine, mode="keyword")
+
+
 def search_by_text(text: str, *, k: int = 12, filters: ProductFilters | None = None) -> list[ProductMatch]:
-    """Products matching a description, through the embedder's text tower."""
-    text = (text or "").strip()
-    if not text:
-        raise QueryError("type a few words to search for")
-    if len(text) > 300:
-        raise QueryError("the search text is longer than 300 characters")
-    pipeline = get_pipeline()
+    """Products matching a description: keyword ranking in every profile, fused with the text->photo vector
+    ranking when the embedder has a text tower. Text with nothing searchable (only punctuation) finds nothing."""
+    text = _check_text(text, required=True)
+    if not keyword.has_words(text):
+        return []
+    positive, negative = split_negations(text)
+    keyword_hits = (
+        keyword.keyword_ranking(
+            positive, exclude=negative, limit=max(k, FUSION_CANDIDATES), relax_below=k, filters=filters
+        )
+        if keyword.has_words(positive)
+        else []
+    )
+    space, vectors = _space_and_text_vectors([positive or text, *([negative] if negative else [])])
+    if vectors is None or space is None:
+        return _keyword_only_matches(keyword_hits[:k], space)
+    vector = _unit(vectors[0] - DEFAULT_NOT_WEIGHT * vectors[1]) if negative else vectors[0]
+    return _hybrid(keyword_hits, vector.tolist(), space, k=k, filters=filters)
+
+
+def _space_and_text_vectors(texts: Sequence[str]) -> tuple[EmbeddingSpace | None, np.ndarray | None]:
+    """The current space and the texts' vectors; (space, None) without a text tower, (None, None) when the
+    pipeline cannot be built: keyword search answers either way."""
     try:
-        vector = pipeline.embed_text([text])[0]
-    except UnsupportedOperation as exc:
-        raise QueryError(
-            f"text search needs an embedder with a text tower; the current one ({pipeline.embedder_id}) has "
-            "none. Use the full profile (FashionCLIP) to search by text."
-        ) from exc
-    return _nearest(vector.tolist(), k=k, filters=filters)
+        space = current_space()
+    except PipelineError:
+        return None, None
+    if space is None:
+        return None, None
+    return space, _text_vectors(texts)
 
 
 def similar_to_product(

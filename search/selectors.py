@@ -103,3 +103,20 @@ def nearest_products(
         if len(best) >= k or len(hits) < window or window >= max_garments:
             return list(best.values())[:k]
         window = min(window * 4, max_garments)
+
+
+def best_garments_of_products(
+    space: EmbeddingSpace, vector: Sequence[float], product_ids: Sequence[int]
+) -> dict[int, GarmentHit]:
+    """Each listed product's garment closest to ``vector`` (exact distance): the vector side of a product that
+    a keyword search found but the nearest-neighbour list did not reach. A few products, so no index needed."""
+    if not product_ids:
+        return {}
+    rows = (
+        Garment.objects.filter(space=space, image__product_id__in=list(product_ids))
+        .annotate(distance=_exact_distance(vector))
+        .order_by("image__product_id", "distance", "pk")
+        .distinct("image__product_id")
+        .values_list("pk", "image_id", "image__product_id", "distance")
+    )
+    return {p: GarmentHit(garment_id=g, image_id=i, product_id=p, distance=float(d)) for g, i, p, d in rows}

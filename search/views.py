@@ -1,8 +1,10 @@
 """Shopper pages: the search page and a product page.
 
 Thin: parse the request, call a ``search.query`` use-case, render. Photo search runs in the browser
-against the REST API (``search/static/search/search.js`` only draws what the API returns); text search
-also works without JavaScript through ``/?q=``, rendered here with the same card template.
+against the REST API (``search/static/search/search.js`` only draws what the API returns; words typed beside
+a photo refine it); text search also works without JavaScript through ``/?q=``, rendered here with the same
+card template. Text search works in every profile (keyword, plus text-to-photo with a text tower), and the
+page says which.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ DEFAULT_RESULT_COUNT = "12"
 MORE_LIKE_THIS = 8
 # The page offers every product filter but brand (few shops fill it in).
 PAGE_FILTERS = tuple(name for name in FILTER_FIELDS if name != "brand")
+KEYWORD_HINT = "Searches product names, descriptions, colours, brands and SKUs (typos and accents are fine)."
+HYBRID_HINT = "Searches product names, colours, brands and SKUs, and what the photos show."
 
 
 class PageSearchThrottle(SimpleRateThrottle):
@@ -58,6 +62,12 @@ def _text_search(params) -> dict:
     return {"matches": matches}
 
 
+def _text_wording() -> dict:
+    """What the text box searches, in the page's words: never promise photo matching without a text tower."""
+    hybrid = query.text_tower_available()
+    return {"text_scope": "hybrid" if hybrid else "keyword", "text_hint": HYBRID_HINT if hybrid else KEYWORD_HINT}
+
+
 @require_safe
 def home(request):
     """The search page; with ``?q=`` it also shows text-search results rendered on the server."""
@@ -69,6 +79,7 @@ def home(request):
         "filter_fields": ("k", *PAGE_FILTERS),
         "values": values,
         "text_searched": "q" in request.GET,
+        **_text_wording(),
         "matches": [],
         "error": "",
     }

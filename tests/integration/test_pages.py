@@ -83,11 +83,21 @@ def indexed_catalog(offline_pipeline, no_background_processing):
             source_url="https://shop.example/red-satin-dress",
         ),
         "near": _indexed_product(
-            space, name="Crimson Dress", category="Dress", vector=near, photo=demo_photo("Dress", 1), price="45.00",
+            space,
+            name="Crimson Dress",
+            category="Dress",
+            vector=near,
+            photo=demo_photo("Dress", 1),
+            price="45.00",
             currency="EUR",
         ),
         "far": _indexed_product(
-            space, name="Leather Boots", category="Shoes", vector=far, photo=demo_photo("Shoes", 0), price="120.00",
+            space,
+            name="Leather Boots",
+            category="Shoes",
+            vector=far,
+            photo=demo_photo("Shoes", 0),
+            price="120.00",
             currency="EUR",
         ),
     }
@@ -138,14 +148,16 @@ def test_unknown_product_is_404(client):
     assert client.get("/products/987654/").status_code == 404
 
 
-def test_text_search_without_a_text_tower_says_why(client, offline_pipeline):
+def test_text_search_without_a_text_tower_is_keyword_search(client, offline_pipeline):
+    """Issue 13: the offline profile answers text with keyword search (it used to show a text-tower error)."""
     response = client.get("/", {"q": "red satin dress", "category": "Dress"})
 
     assert response.status_code == 200
-    error = re.search(r'<div id="search-error"[^>]*>(.*?)</div>', response.content.decode(), re.S)
-    assert error is not None and "hidden" not in error.group(0).split(">")[0]
-    assert "Text search needs an embedder with a text tower" in error.group(1)
-    assert 'value="red satin dress"' in response.content.decode()  # the form keeps what was typed
+    html = response.content.decode()
+    error = re.search(r'<div id="search-error"[^>]*>(.*?)</div>', html, re.S)
+    assert error is not None and "hidden" in error.group(0).split(">")[0]
+    assert "No products matched" in html  # the catalog is empty here
+    assert 'value="red satin dress"' in html  # the form keeps what was typed
 
 
 def test_text_search_rejects_inverted_price_range_with_a_message(client, offline_pipeline):

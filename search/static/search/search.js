@@ -1,7 +1,8 @@
 // Photo search on the Lookalike search page.
 // Only presentation lives here: it sends the photo and filters to POST /api/search/ and draws what the
-// API answers (garment boxes, notice, result cards, error message). Text search without a photo is a plain
-// form submit that the server renders.
+// API answers (garment boxes, notice, result cards, error message). Words typed beside a photo go with it as
+// `q` and refine it ("in red, not denim"). Text search without a photo is a plain form submit that the
+// server renders (keyword search in every profile).
 (function () {
   "use strict";
 
@@ -83,6 +84,10 @@
     });
     if (garmentIndex !== null) {
       body.append("garment", String(garmentIndex));
+    }
+    var words = form.elements.q.value.trim();
+    if (words !== "") {
+      body.append("q", words);
     }
     return body;
   }
@@ -232,7 +237,13 @@
     results.replaceChildren.apply(results, items.map(card));
     emptyState.hidden = true;
     var count = items.length + " similar product" + (items.length === 1 ? "" : "s");
-    summary.textContent = chosen && garments.length > 1 ? count + " for the " + chosen.label : count;
+    count = chosen && garments.length > 1 ? count + " for the " + chosen.label : count;
+    var refine = queryInfo.refine;
+    if (refine) {
+      var words = [refine.text, refine.not_text ? "not " + refine.not_text : ""].filter(Boolean).join(", ");
+      count += ", refined by “" + words + "”";
+    }
+    summary.textContent = count;
   }
 
   fileInput.addEventListener("change", function () {
