@@ -228,18 +228,30 @@ SPECTACULAR_SETTINGS = {
 # --- background tasks (django-q2) -----------------------------------------------------------------
 # The ORM broker needs no extra server; REDIS_URL switches to Redis for scale-out.
 REDIS_URL = env_str("REDIS_URL")
+# The longest a task may run: a photo takes seconds (tens on a CPU with the full profile, model loading
+# included), a crawl runs in slices of half of it. A task a killed cluster had fetched comes back after
+# Q_RETRY, which django-q2 requires to be longer than the timeout (else running tasks are re-delivered).
+_q_workers = env_int("Q_WORKERS", 1)
+_q_timeout = env_int("Q_TIMEOUT", 300)
 Q_CLUSTER = {
     "name": "lookalike",
-    "workers": env_int("Q_WORKERS", 1),
-    "timeout": env_int("Q_TIMEOUT", 900),
-    "retry": env_int("Q_RETRY", 960),
+    "workers": _q_workers,
+    "timeout": _q_timeout,
+    "retry": env_int("Q_RETRY", _q_timeout + 60),
     "max_attempts": 1,
-    "queue_limit": 50,
-    "bulk": 10,
+    # One task fetched at a time and one waiting per worker: a killed cluster strands few tasks, a stopping
+    # one has little to give back, and several clusters share the queue instead of one hoarding it.
+    "queue_limit": _q_workers,
+    "bulk": 1,
     "catch_up": False,
     "sync": env_bool("Q_SYNC", False),
     "save_limit": 1000,
 }
+if Q_CLUSTER["retry"] <= _q_timeout:
+    raise ImproperlyConfigured(f"Q_RETRY={Q_CLUSTER['retry']} must be longer than Q_TIMEOUT={_q_timeout}")
+# On SIGTERM/SIGINT a worker finishes its task if it takes at most this long, else gives it back to be run
+# again; keep it below the process manager's own limit (systemd 90 s, Kubernetes 30 s, docker stop 10 s).
+Q_STOP_GRACE_SECONDS = env_float("Q_STOP_GRACE_SECONDS", 20.0)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -255,15 +267,21 @@ CATALOG_IMAGE_FETCHER = env_str("CATALOG_IMAGE_FETCHER", "scraping.download.fetc
 # exponential backoff between attempts (seconds).
 IMAGE_MAX_ATTEMPTS = env_int("IMAGE_MAX_ATTEMPTS", 3)
 IMAGE_RETRY_BACKOFF_SECONDS = env_float("IMAGE_RETRY_BACKOFF_SECONDS", 30.0)
-# A "processing" row older than this is considered abandoned by a crashed worker and picked up again.
-IMAGE_STALE_PROCESSING_SECONDS = env_int("IMAGE_STALE_PROCESSING_SECONDS", 1800)
+# A "processing" row older than this is considered abandoned by a crashed worker and picked up again. It
+# must be longer than Q_TIMEOUT: a worker's photo cannot stay "processing" longer (django-q2 ends the task).
+IMAGE_STALE_PROCESSING_SECONDS = env_int("IMAGE_STALE_PROCESSING_SECONDS", Q_CLUSTER["timeout"] + 60)
+if Q_CLUSTER["timeout"] >= IMAGE_STALE_PROCESSING_SECONDS:
+    raise ImproperlyConfigured(
+        f"IMAGE_STALE_PROCESSING_SECONDS={IMAGE_STALE_PROCESSING_SECONDS} must be longer than "
+        f"Q_TIMEOUT={Q_CLUSTER['timeout']}, or a photo still being processed could be processed twice"
+    )
 
 # --- pipeline settings ----------------------------------------------------------------------------
 # Owned by search.pipeline; see search/pipeline/registry.py for how these become stage instances.
 LOOKALIKE_PROFILE = env_str("LOOKALIKE_PROFILE", "auto")  # auto | full | offline
 # Per-stage overrides of the profile's choice: a stage name or a dotted path to a class.
-LOOKALIKE_DETECTOR = env_str("LOOKALIKE_DETECTOR", "")  # whole-image | florence2
-LOOKALIKE_SEGMENTER = env_str("LOOKALIKE_SEGMENTER", "")  # box | sam2
+LOOKALIKE_DETECTOR = env_str("LOOKALIKE_DETECTOR", "")  # salient | whole-image | florence2
+LOOKALIKE_SEGMENTER = env_str("LOOKALIKE_SEGMENTER", "")  # u2netp | box | sam2
 LOOKALIKE_EMBEDDER = env_str("LOOKALIKE_EMBEDDER", "")  # efficientnet-lite0 | clip
 # Model sources: a Hugging Face hub id (must be in the local cache unless the hub is reachable) or a folder
 # written by `manage.py download_models --to DIR`.

@@ -3,7 +3,11 @@
 Each task claims its image (pending/failed -> processing, row-locked), runs the shared pipeline and swaps
 the image's garments in one transaction, so re-running a task is harmless. Failures are recorded on the
 image and retried with exponential backoff until IMAGE_MAX_ATTEMPTS; rows left "processing" by a crashed
-worker are requeued by ``recover_stale_images``, which runs on a schedule.
+worker are requeued by ``recover_stale_images``, which runs on a schedule (and when a cluster starts).
+
+A result is written only while the image is still this task's claim (same attempt, same start), checked
+under the image's row lock: a worker the recovery gave up on may still finish, and its garments must not
+land beside those of the claim that replaced it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
@@ -22,6 +27,7 @@ from catalog import selectors, services
 from catalog.models import ImageStatus, ProductImage
 from core.photos import load_image
 from search.pipeline.base import GarmentResult
+from search.pipeline.cutout import clear_transparent
 from search.pipeline.registry import get_pipeline
 
 logger = logging.getLogger(__name__)
@@ -63,7 +69,7 @@ def _to_garment_data(result: GarmentResult, image: ProductImage, photo) -> servi
         box=_box_in_original_pixels(result, image, photo),
         embedding=result.embedding.tolist(),
         mask_png=_png(result.mask),
-        cutout_png=_png(result.cutout),
+        cutout_png=_png(clear_transparent(result.cutout)),
     )
 
 
@@ -86,10 +92,45 @@ def _schedule_retry(image: ProductImage) -> None:
     logger.info("image %s failed (attempt %s); retry in %.0f s", image.pk, image.attempts, delay)
 
 
-def _fail(image: ProductImage, exc: Exception) -> None:
-    services.mark_image_failed(image, f"{type(exc).__name__}: {exc}")
-    if image.attempts < settings.IMAGE_MAX_ATTEMPTS:
-        _schedule_retry(image)
+def _still_claimed(image: ProductImage) -> bool:
+    """Lock the image row (inside the caller's transaction) and check it is still the claim we hold."""
+    return (
+        ProductImage.objects.select_for_update()
+        .filter(
+            pk=image.pk,
+            status=ImageStatus.PROCESSING,
+            attempts=image.attempts,
+            processing_started_at=image.processing_started_at,
+        )
+        .exists()
+    )
+
+
+def _taken_over(image: ProductImage) -> None:
+    logger.warning("image %s was requeued while this worker processed it: result dropped", image.pk)
+
+
+def _fail(image: ProductImage, exc: BaseException) -> bool:
+    """Record the failure and schedule a retry; False when the image is no longer this claim."""
+    with transaction.atomic():
+        if not _still_claimed(image):
+            _taken_over(image)
+            return False
+        services.mark_image_failed(image, f"{type(exc).__name__}: {exc}")
+        if image.attempts < settings.IMAGE_MAX_ATTEMPTS:
+            _schedule_retry(image)
+    return True
+
+
+def _finish(image: ProductImage, space, garments: list[services.GarmentData]) -> bool:
+    """Swap the garments and mark the image done in one transaction; False when no longer this claim."""
+    with transaction.atomic():
+        if not _still_claimed(image):
+            _taken_over(image)
+            return False
+        services.replace_garments(image=image, space=space, garments=garments)
+        services.mark_image_done(image)
+    return True
 
 
 def process_images(image_ids: Sequence[int]) -> dict[str, int]:
@@ -104,24 +145,43 @@ def process_images(image_ids: Sequence[int]) -> dict[str, int]:
             claimed.append(image)
     if not claimed:
         return counts
+    unfinished = {image.pk: image for image in claimed}
+
+    def failed(image: ProductImage, exc: BaseException) -> None:
+        del unfinished[image.pk]
+        counts["failed" if _fail(image, exc) else "skipped"] += 1
+
+    try:
+        _process_claimed(claimed, counts, unfinished, failed)
+    except BaseException as exc:
+        # A task timeout, a stopping worker, Ctrl-C in `index --sync`: what was claimed but not finished
+        # fails with the reason and is retried after the backoff, rather than waiting for the recovery.
+        for image in list(unfinished.values()):
+            try:
+                failed(image, exc)
+            except Exception:  # the connection may be unusable now; the stale-row recovery takes it
+                logger.exception("could not record the interruption of image %s", image.pk)
+        raise
+    return counts
+
+
+def _process_claimed(claimed: list[ProductImage], counts: dict[str, int], unfinished: dict, failed) -> None:
     try:
         pipeline = get_pipeline()
         space = services.ensure_embedding_space(model_id=pipeline.embedder_id, dim=pipeline.embedding_dim)
     except Exception as exc:  # a model that cannot load fails every claimed image with the reason
         for image in claimed:
-            _fail(image, exc)
-        counts["failed"] += len(claimed)
-        return counts
+            failed(image, exc)
+        return
 
     decoded = []
     for image in claimed:
         try:
             decoded.append((image, _read_photo(image)))
         except Exception as exc:
-            _fail(image, exc)
-            counts["failed"] += 1
+            failed(image, exc)
     if not decoded:
-        return counts
+        return
     try:
         results = pipeline.process([photo for _, photo in decoded])
     except Exception:
@@ -131,16 +191,12 @@ def process_images(image_ids: Sequence[int]) -> dict[str, int]:
     for position, (image, photo) in enumerate(decoded):
         try:
             garments = results[position] if results is not None else pipeline.process([photo])[0]
-            services.replace_garments(
-                image=image, space=space, garments=[_to_garment_data(g, image, photo) for g in garments]
-            )
-            services.mark_image_done(image)
-            counts["done"] += 1
+            finished = _finish(image, space, [_to_garment_data(g, image, photo) for g in garments])
+            del unfinished[image.pk]
+            counts["done" if finished else "skipped"] += 1
         except Exception as exc:
             logger.exception("processing image %s failed", image.pk)
-            _fail(image, exc)
-            counts["failed"] += 1
-    return counts
+            failed(image, exc)
 
 
 def process_image(image_id: int) -> str:
@@ -150,7 +206,7 @@ def process_image(image_id: int) -> str:
 
 
 def recover_stale_images() -> list[int]:
-    """Requeue images a crashed worker left in "processing" (runs on a django-q2 schedule)."""
+    """Requeue images a crashed worker left in "processing" (a django-q2 schedule, and each cluster start)."""
     image_ids = services.reset_stale_processing(
         older_than_seconds=settings.IMAGE_STALE_PROCESSING_SECONDS, max_attempts=settings.IMAGE_MAX_ATTEMPTS
     )
@@ -159,14 +215,21 @@ def recover_stale_images() -> list[int]:
     return image_ids
 
 
-def ensure_schedules() -> None:
-    """Create the periodic stale-row recovery schedule (idempotent; called after migrate)."""
-    Schedule.objects.update_or_create(
-        name="lookalike-recover-stale-images",
+RECOVERY_SCHEDULE = "lookalike-recover-stale-images"
+
+
+def ensure_schedules(*, schedule_model=Schedule, using: str = "default") -> None:
+    """Create the stale-row recovery schedule (idempotent; run by ``migrate`` through post_migrate).
+
+    Every minute (django-q2's finest; its scheduler looks every 30 s): the query is cheap, and a photo
+    comes back at most a minute after it counts as abandoned.
+    """
+    schedule_model.objects.using(using).update_or_create(
+        name=RECOVERY_SCHEDULE,
         defaults={
             "func": "search.tasks.recover_stale_images",
             "schedule_type": Schedule.MINUTES,
-            "minutes": max(1, settings.IMAGE_STALE_PROCESSING_SECONDS // 120),
+            "minutes": 1,
             "repeats": -1,
         },
     )

@@ -80,6 +80,7 @@ def test_new_image_is_processed_through_the_task_queue_on_tiny_models(tiny_full_
 @pytest.mark.django_db
 def test_boxes_are_stored_in_original_image_pixels(offline_pipeline, settings):
     settings.LOOKALIKE_PROCESS_ON_UPLOAD = False
+    settings.LOOKALIKE_DETECTOR, settings.LOOKALIKE_SEGMENTER = "whole-image", "box"  # a box known in advance
     settings.LOOKALIKE_MAX_IMAGE_SIDE = 100
     reset_pipeline()
     product = new_product()
@@ -242,3 +243,57 @@ def test_real_worker_process_picks_up_queued_images(offline_pipeline, settings, 
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
         shutil.rmtree(media, ignore_errors=True)
+
+
+@pytest.mark.django_db
+def test_migrate_creates_the_recovery_schedule_once():
+    """search has no models, so Django sends it no post_migrate: the schedule must still come from migrate."""
+    assert Schedule.objects.filter(name=tasks.RECOVERY_SCHEDULE).count() == 1, "made when this database was migrated"
+    Schedule.objects.filter(name=tasks.RECOVERY_SCHEDULE).delete()
+    call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0)
+    schedule = Schedule.objects.get(name=tasks.RECOVERY_SCHEDULE)
+    assert schedule.func == "search.tasks.recover_stale_images" and schedule.repeats == -1
+    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
+
+
+@pytest.fixture
+def taken_over_mid_processing(offline_pipeline, settings, monkeypatch):
+    """The first pipeline call finds its photo given up on by the recovery and done by another worker."""
+    settings.LOOKALIKE_PROCESS_ON_UPLOAD = False
+    settings.LOOKALIKE_DETECTOR, settings.LOOKALIKE_SEGMENTER = "whole-image", "box"  # one garment a photo
+    reset_pipeline()
+    pipeline = get_pipeline()
+    real_process = pipeline.process
+    state = {"other_garments": None, "fail": False}
+
+    def process(photos):
+        if state["other_garments"] is None:
+            image_id = ProductImage.objects.get(status=ImageStatus.PROCESSING).pk
+            ProductImage.objects.filter(pk=image_id).update(processing_started_at=timezone.now() - timedelta(hours=1))
+            state["other_garments"] = []
+            assert tasks.recover_stale_images() == [image_id]  # sync mode: the other worker runs it now
+            state["other_garments"] = list(Garment.objects.filter(image_id=image_id).values_list("pk", flat=True))
+            if state["fail"]:
+                raise RuntimeError("the slow worker's model failed at last")
+        return real_process(photos)
+
+    monkeypatch.setattr(pipeline, "process", process)
+    return state
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("slow_worker_fails", [False, True], ids=["finishes", "fails"])
+def test_a_worker_whose_photo_was_taken_over_writes_nothing(taken_over_mid_processing, slow_worker_fails):
+    """Exactly once: the late worker neither swaps garments in nor marks the photo failed."""
+    taken_over_mid_processing["fail"] = slow_worker_fails
+    image, _ = services.add_image(product=new_product(), content=demo_photo("Top").read_bytes())
+    assert tasks.process_image(image.pk) == "skipped"
+    image.refresh_from_db()
+    assert image.status == ImageStatus.DONE and image.attempts == 2 and image.error == ""
+    assert (
+        list(Garment.objects.filter(image=image).values_list("pk", flat=True))
+        == (taken_over_mid_processing["other_garments"])
+    )
+    assert len(taken_over_mid_processing["other_garments"]) == 1
+    assert not Schedule.objects.filter(name__startswith=f"retry-image-{image.pk}-").exists()
