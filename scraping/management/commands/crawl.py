@@ -83,8 +83,8 @@ class CommandReporter(Reporter):
                 self.command.stdout.write(f"    {image_url}")
         elif status in (PageStatus.FAILED, PageStatus.REFUSED):
             self.bar.write(f"{status}: {result['url']}: {result['error']}", file=sys.stderr)
-        elif result.get("images", {}).get("failed"):
-            for error in result["images"]["errors"]:
+        elif result.get("image_downloads", {}).get("failed"):
+            for error in result["image_downloads"]["errors"]:
                 self.bar.write(f"image failed: {error['url']}: {error['error']}", file=sys.stderr)
 
     def close(self) -> None:

