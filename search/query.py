@@ -29,8 +29,8 @@ from catalog.vocabulary import ProductFilters
 from core.errors import DomainError
 from core.photos import load_image
 from search import selectors
+from search.pipeline import registry
 from search.pipeline.base import Box, PipelineError, UnsupportedOperation
-from search.pipeline.config import PipelineConfig
 from search.pipeline.registry import get_pipeline
 from search.selectors import GarmentHit
 
@@ -139,19 +139,7 @@ def current_space() -> EmbeddingSpace | None:
 def text_tower_available() -> bool:
     """Whether the configured embedder has a text tower, without building the pipeline (a page view must
     not load a model to choose its wording)."""
-    from search.pipeline import registry  # the resolution the registry itself does, read-only
-
-    try:
-        config = PipelineConfig.from_settings()
-        profile = config.profile
-        if profile == "auto":
-            full = replace(config, local_files_only=True)
-            profile = "offline" if registry._missing_models(full.stage_names("full"), full) else "full"
-        name = config.stage_names(profile)["embedder"]
-        embedder_class = registry._import_class(registry.STAGE_CLASSES["embedder"].get(name, name), "embedder")
-    except PipelineError:
-        return False
-    return bool(getattr(embedder_class, "supports_text", False))
+    return registry.embedder_supports_text()
 
 
 def split_negations(text: str) -> tuple[str, str]:

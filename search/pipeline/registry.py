@@ -90,6 +90,26 @@ def _assemble(config: PipelineConfig, profile: str, reason: str = "") -> Pipelin
     )
 
 
+def resolved_profile(config: PipelineConfig) -> str:
+    """The profile ``config`` runs: ``auto`` is ``full`` when its models are on this machine, else
+    ``offline`` (decided without loading or downloading anything)."""
+    if config.profile != "auto":
+        return config.profile
+    full = replace(config, local_files_only=True)
+    return "offline" if _missing_models(full.stage_names("full"), full) else "full"
+
+
+def embedder_supports_text(config: PipelineConfig | None = None) -> bool:
+    """Whether the configured embedder has a text tower, from its class alone (no model is loaded)."""
+    try:
+        config = config or PipelineConfig.from_settings()
+        name = config.stage_names(resolved_profile(config))["embedder"]
+        embedder_class = _import_class(STAGE_CLASSES["embedder"].get(name, name), "embedder")
+    except PipelineError:
+        return False
+    return bool(getattr(embedder_class, "supports_text", False))
+
+
 def build_pipeline(config: PipelineConfig) -> Pipeline:
     """Instantiate the configured stages; ``auto`` tries ``full`` offline-only, then falls back."""
     from search.pipeline.device import apply_torch_threads
