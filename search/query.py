@@ -136,6 +136,12 @@ def current_space() -> EmbeddingSpace | None:
     return EmbeddingSpace.objects.filter(model_id=pipeline.embedder_id).first()
 
 
+def default_garment(areas: Sequence[float]) -> int:
+    """The garment a photo search searches when none is chosen: the largest box, the first of equal ones
+    (``manage.py evaluate`` uses the same rule)."""
+    return max(range(len(areas)), key=lambda i: (areas[i], -i))
+
+
 def text_tower_available() -> bool:
     """Whether the configured embedder has a text tower, without building the pipeline (a page view must
     not load a model to choose its wording)."""
@@ -293,7 +299,7 @@ def search_by_image(
         for i, r in enumerate(results)
     ]
     if garment_index is None:
-        chosen = max(range(len(garments)), key=lambda i: (garments[i].area, -i))
+        chosen = default_garment([garment.area for garment in garments])
     elif 0 <= garment_index < len(garments):
         chosen = garment_index
     else:

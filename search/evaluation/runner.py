@@ -30,6 +30,7 @@ from search.evaluation.index import EvaluationIndex, evaluation_index
 from search.pipeline.base import PipelineError
 from search.pipeline.config import PipelineConfig
 from search.pipeline.registry import build_pipeline
+from search.query import default_garment
 
 STAGES = ("decode", "detect", "segment", "cutout", "embed", "other")
 SPACE_SUFFIX = "@evaluation"
@@ -135,11 +136,6 @@ class ConfigurationResult:
     schema: str = ""
 
 
-def _largest_garment(results) -> int:
-    """The garment search_by_image searches by default: the largest box, the first of equal ones."""
-    return max(range(len(results)), key=lambda i: (results[i].box.area, -i))
-
-
 def embed_photos(pipeline, photos: Sequence[LabelledPhoto], *, progress=None, description="Embedding"):
     """Each photo through the query path once, timed per stage; unreadable photos come back as skipped."""
     clock = _StageClock()
@@ -165,7 +161,7 @@ def embed_photos(pipeline, photos: Sequence[LabelledPhoto], *, progress=None, de
         seconds = dict(clock.current)
         seconds["decode"] = decoded - started
         seconds["other"] = max(0.0, (finished - decoded) - sum(seconds.get(s, 0.0) for s in STAGES[1:5]))
-        chosen = results[_largest_garment(results)]
+        chosen = results[default_garment([result.box.area for result in results])]
         embedded.append(
             EmbeddedPhoto(
                 photo=photo, garments=results, query_vector=chosen.embedding, stage_seconds=seconds, size=image.size
