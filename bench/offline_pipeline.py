@@ -13,7 +13,17 @@ garments matched by a detected box at IoU >= .5, the truth being U2-Net-p's box 
 "self@1" = share of garments whose matched box, searched (exact cosine) against the catalog of all
 source photos processed alone, returns its own photo first.
 
+Runtimes: EfficientNet-Lite0 (embedder and box labeller) under PyTorch vs ONNX Runtime (exported once
+into LOOKALIKE_MODEL_CACHE_DIR), agreement on the demo photos: cosine of each embedding to PyTorch's,
+top-10 neighbour overlap, ImageNet top-1 agreement. U2-Net-p variants (session options, smaller input,
+int8 dynamic/static) against the shipped fp32 320x320: mask IoU and box IoU.
+
+End to end (--end-to-end): the demo catalog stored in a database of its own (bench_offline_pipeline,
+dropped afterwards), then search.tasks.process_images in batches: decode, pipeline, cutout PNG/WebP and
+garment rows written; photos per wall-clock second at 1 and 2 threads.
+
     python bench/offline_pipeline.py               # --images 8 --pairs 20; about 3 minutes
+    python bench/offline_pipeline.py --runtimes --end-to-end --pairs 0 --threads 1,2
 """
 
 from __future__ import annotations
@@ -44,6 +54,97 @@ def best_of(repeat, run):
         run()
         timings.append(time.perf_counter() - start)
     return min(timings)
+
+
+def compare_runtimes(photos, threads: int) -> None:
+    """EfficientNet-Lite0 in PyTorch vs ONNX Runtime: seconds per image (batched) and agreement."""
+    import tempfile
+
+    import torch
+
+    from search.pipeline.embedders import EfficientNetLiteEmbedder, imagenet_batch
+
+    torch.set_num_threads(threads)
+    cache = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    start = time.perf_counter()
+    onnx = EfficientNetLiteEmbedder.load(runtime="onnx", cache_dir=cache, threads=threads)
+    export = time.perf_counter() - start
+    torch_embedder = EfficientNetLiteEmbedder.load()
+    n = len(photos)
+    t_torch = best_of(3, lambda: torch_embedder.embed_images(photos)) / n
+    t_onnx = best_of(3, lambda: onnx.embed_images(photos)) / n
+    a, b = torch_embedder.embed_images(photos), onnx.embed_images(photos)
+    cosine = (a * b).sum(axis=1)
+    k = min(10, n - 1)
+    top_a = np.argsort(-(a @ a.T), axis=1)[:, 1 : k + 1]
+    top_b = np.argsort(-(b @ b.T), axis=1)[:, 1 : k + 1]
+    overlap = np.mean([len(set(x) & set(y)) / k for x, y in zip(top_a, top_b, strict=True)])
+    pixels = imagenet_batch(photos)
+    with torch.inference_mode():
+        logits = torch_embedder.model(torch.from_numpy(pixels)).numpy()
+    same_class = float((onnx.model.logits(pixels).argmax(1) == logits.argmax(1)).mean())
+    print(
+        f"[{threads} thread(s)] EfficientNet-Lite0 s/image (batched, {n} photos): torch {t_torch:.4f}, "
+        f"onnx {t_onnx:.4f} ({t_torch / t_onnx:.1f}x); export once {export:.1f} s\n"
+        f"  agreement onnx vs torch: cosine min {cosine.min():.6f} mean {cosine.mean():.6f}, "
+        f"top-{k} overlap {overlap:.3f}, ImageNet top-1 same {same_class:.3f}"
+    )
+
+
+def end_to_end(threads_list, batch: int, limit: int) -> None:
+    """The demo catalog through search.tasks.process_images with a database of its own."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from django.db import connection
+
+    media = tempfile.TemporaryDirectory(prefix="bench-offline-media-")
+    settings.MEDIA_ROOT = media.name
+    settings.LOOKALIKE_PROCESS_ON_UPLOAD = False
+    settings.LOOKALIKE_PROFILE = "offline"
+    settings.LOOKALIKE_DEVICE = "cpu"
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = "bench_offline_pipeline"
+    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        from catalog import services
+        from catalog.models import ImageStatus, ProductImage
+        from search import tasks
+        from search.pipeline import offline
+        from search.pipeline.registry import get_pipeline, reset_pipeline
+
+        products = json.loads((DEMO / "products.json").read_text())[:limit]
+        for index, product in enumerate(products):
+            record, _ = services.upsert_product(shop="demo", external_id=str(index), name=product["name"])
+            services.add_image(product=record, content=(DEMO / product["images"][0]).read_bytes())
+        ids = list(ProductImage.objects.order_by("pk").values_list("pk", flat=True))
+        for runtime in ("torch", "onnx"):
+            for threads in threads_list:
+                settings.LOOKALIKE_EMBEDDER_RUNTIME = runtime
+                settings.LOOKALIKE_TORCH_THREADS = threads
+                offline.shared_salient_model.cache_clear()
+                reset_pipeline()
+                get_pipeline()  # load (and export) outside the timing
+                ProductImage.objects.update(status=ImageStatus.PENDING, attempts=0)
+                cpu, start = time.process_time(), time.perf_counter()
+                counts = {"done": 0, "failed": 0}
+                for first in range(0, len(ids), batch):
+                    done = tasks.process_images(ids[first : first + batch])
+                    counts["done"] += done["done"]
+                    counts["failed"] += done["failed"]
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                print(
+                    f"[end to end, embedder {runtime}, {threads} thread(s), batches of {batch}] {counts['done']} "
+                    f"photos done ({counts['failed']} failed) in {wall:.1f} s: {counts['done'] / wall:.2f} photos/s, "
+                    f"{cpu / max(counts['done'], 1):.3f} CPU-s per photo"
+                )
+    finally:
+        connection.creation.destroy_test_db(test_db, verbosity=0)
+        media.cleanup()
 
 
 def time_stages(photos, threads: int, repeat: int) -> None:
@@ -156,14 +257,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--runtimes", action="store_true", help="EfficientNet-Lite0: torch vs ONNX Runtime")
+    parser.add_argument("--end-to-end", action="store_true", help="search.tasks.process_images with a database")
+    parser.add_argument("--skip-stages", action="store_true", help="no per-stage timings")
+    parser.add_argument("--limit", type=int, default=102, help="demo photos end to end (default all 102)")
+    parser.add_argument("--batch", type=int, default=16, help="photos per process_images call end to end")
     args = parser.parse_args()
     from PIL import Image
 
     everything = demo_photos()
     step = max(1, len(everything) // args.images)
     photos = [Image.open(path).convert("RGB") for path, _ in everything[::step][: args.images]]
-    for threads in (int(t) for t in args.threads.split(",")):
-        time_stages(photos, threads, args.repeat)
+    threads_list = [int(t) for t in args.threads.split(",")]
+    if args.runtimes:
+        runtime_photos = [Image.open(path).convert("RGB") for path, _ in everything[:32]]
+        for threads in threads_list:
+            compare_runtimes(runtime_photos, threads)
+    if not args.skip_stages:
+        for threads in threads_list:
+            time_stages(photos, threads, args.repeat)
+    if args.end_to_end:
+        end_to_end(threads_list, args.batch, args.limit)
     if args.pairs:
         composites(everything, args.pairs)
 

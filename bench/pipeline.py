@@ -3,6 +3,7 @@
     python bench/pipeline.py                         # CPU at 1 and 2 threads (+ GPU when CUDA is visible)
     python bench/pipeline.py --quick                 # 1 image, 1 thread: a smoke run in about a minute
     python bench/pipeline.py --measure-background    # cutout background choice, real EfficientNet-Lite0
+    python bench/pipeline.py --beams 3,1 --tokens 32 # <OD> decode: 3 beams vs greedy at an answer's length
 
 Prints, measured in one run: seconds per image per stage (Florence-2-base <OD>, SAM 2.1 hiera-tiny,
 cutout, CLIP ViT-B/32), batched vs unbatched CLIP embedding, vectorised cutout vs a per-pixel loop, the
@@ -178,6 +179,20 @@ def bench_stages(stages, images: list[Image.Image], repeat: int, label: str) -> 
     return timings
 
 
+def bench_decode(detector, images: list[Image.Image], beams: list[int], tokens: int, label: str) -> None:
+    """Florence-2 <OD> seconds per image for each beam count (LOOKALIKE_OD_NUM_BEAMS), ``tokens`` new tokens."""
+    saved = detector.num_beams
+    timings = {}
+    try:
+        for count in beams:
+            detector.num_beams = count
+            timings[count] = best_of(lambda: detector.detect(images), 1) / len(images)
+    finally:
+        detector.num_beams = saved
+    parts = ", ".join(f"{count} beam{'s' if count > 1 else ''} {seconds:.2f}" for count, seconds in timings.items())
+    print(f"[{label}] <OD> s/image at {tokens} new tokens (LOOKALIKE_OD_NUM_BEAMS): {parts}")
+
+
 def bench_clip_batching(embedder, photos: list[Image.Image], repeat: int, label: str) -> None:
     """One call per photo vs one call for all, alternating, best of ``max(repeat, 5)`` each."""
     unbatched = batched = float("inf")
@@ -227,12 +242,14 @@ def run_benchmark(args) -> None:
         torch.set_num_threads(threads)
         label = f"cpu, {threads} thread{'s' if threads > 1 else ''}"
         bench_stages(stages, photos, args.repeat, label)
+        bench_decode(stages[0], photos, args.beams, args.tokens, label)
         bench_clip_batching(stages[2], batch_photos, args.repeat, label)
     print(f"peak RSS with all models loaded: {peak_rss_mb():.0f} MB (before models {rss_before:.0f} MB)")
     if torch.cuda.is_available():
         to_device(stages, torch.device("cuda"), torch.float16)
         stages[0].model.generation_config.min_new_tokens = args.tokens
         bench_stages(stages, photos, args.repeat, f"cuda fp16, {torch.cuda.get_device_name()}")
+        bench_decode(stages[0], photos, args.beams, args.tokens, "cuda fp16")
         bench_clip_batching(stages[2], batch_photos, args.repeat, "cuda fp16")
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MB")
     else:
@@ -351,8 +368,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2, help="photos per stage timing (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing; the best is kept (default 3)")
     parser.add_argument("--tokens", type=int, default=32, help="Florence-2 new tokens per image (default 32)")
+    parser.add_argument("--beams", default="3,1", help="<OD> beam counts to compare (default 3,1; 1 = greedy)")
     parser.add_argument("--measure-background", action="store_true", help="cutout background measurement only")
     args = parser.parse_args()
+    args.beams = [int(count) for count in args.beams.split(",")]
     if args.quick:
         args.images, args.repeat = 1, 1
     if args.measure_background:

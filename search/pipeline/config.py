@@ -43,6 +43,10 @@ class PipelineConfig:
     box_iou: float = 0.7
     label_map: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_LABEL_MAP))
     local_files_only: bool = False
+    embedder_runtime: str = "auto"  # auto (onnx on the CPU when onnxruntime is installed) | onnx | torch
+    model_cache_dir: str = ".models/cache"  # where exported (ONNX) models are written once
+    detector_num_beams: int = 3
+    detector_max_new_tokens: int = 256
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> PipelineConfig:
@@ -78,6 +82,10 @@ class PipelineConfig:
             min_box_area=getattr(settings, "LOOKALIKE_MIN_BOX_AREA", defaults.min_box_area),
             box_iou=getattr(settings, "LOOKALIKE_BOX_IOU", defaults.box_iou),
             label_map=merge_label_map(overrides),
+            embedder_runtime=getattr(settings, "LOOKALIKE_EMBEDDER_RUNTIME", defaults.embedder_runtime),
+            model_cache_dir=str(getattr(settings, "LOOKALIKE_MODEL_CACHE_DIR", defaults.model_cache_dir)),
+            detector_num_beams=getattr(settings, "LOOKALIKE_OD_NUM_BEAMS", defaults.detector_num_beams),
+            detector_max_new_tokens=getattr(settings, "LOOKALIKE_OD_MAX_NEW_TOKENS", defaults.detector_max_new_tokens),
         )
 
     @cached_property

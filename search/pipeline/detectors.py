@@ -154,6 +154,8 @@ class Florence2Detector(Detector):
             min_area_fraction=config.min_box_area,
             iou_threshold=config.box_iou,
             batch_size=config.batch_size,
+            max_new_tokens=config.detector_max_new_tokens,
+            num_beams=config.detector_num_beams,
         )
 
     def _generate(self, images: Sequence[Image.Image]) -> list[str]:

