@@ -1,5 +1,10 @@
 """Import products from a products.json or CSV file: idempotent, row by row, good rows always land.
 
+Rows are written in batches of ``BATCH_ROWS``, one transaction per batch and a savepoint per row: a bad
+row rolls back alone and is reported, and the database commits once per batch instead of once per row
+(per-row commits held a 4,756-product import at 6 rows/s). New photos are queued for processing in bulk
+once their batch commits.
+
 products.json is a list of objects (or ``{"products": [...]}``) with keys ``id``, ``name``, ``price``,
 ``currency``, ``category`` and ``images`` (local paths, relative to the file, or http(s) URLs), and
 optionally ``url``, ``shop``, ``brand``, ``sku``, ``gtin``, ``mpn``, ``colour``, ``description``,
@@ -25,6 +30,8 @@ from catalog.vocabulary import PRODUCT_FIELDS
 from core.errors import DomainError
 
 FIELD_ALIASES = {"color": "colour", "title": "name", "link": "url", "image": "images", "image_url": "images"}
+# Rows per transaction: big enough that commits stop mattering, small enough that an outage loses little.
+BATCH_ROWS = 250
 # Fields a row may leave out (name, price and currency are read on their own).
 OPTIONAL_FIELDS = tuple(name for name in PRODUCT_FIELDS if name not in {"name", "price", "currency"})
 
@@ -151,47 +158,65 @@ def import_records(
     base_dir: Path | None,
     default_shop: str = "",
     fetch: Callable[[str], bytes] = fetch_url,
+    batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
-    """Upsert each record in its own transaction; a bad row is reported and the others still land.
+    """Upsert each record in its own savepoint, ``batch_rows`` rows per transaction; bad rows are reported.
 
     Local image paths are read relative to ``base_dir``; ``base_dir=None`` (an upload) allows URLs only.
+    If the database goes away mid-import, the batches committed before stay and a re-run skips them.
     """
     report = ImportReport()
+    batch: list[tuple[int, object]] = []
     for row_number, raw in enumerate(records, start=1):
-        product_id = str(raw.get("id", "")).strip() if isinstance(raw, dict) else ""
-        try:
-            record = _normalise(raw)
-            if not product_id and not record.get("url"):
-                raise ValueError("each product needs an 'id' (or a 'url')")
-            # Read every image before writing anything, so a missing file fails the row, not half of it.
-            contents = [_load_image_bytes(ref, base_dir, fetch) for ref in record["images"]]
-            with transaction.atomic():
-                fields = {name: record.get(name) for name in OPTIONAL_FIELDS}
-                fields["shop"] = fields["shop"] or default_shop
-                product, created = services.upsert_product(
-                    source_url=record.get("url") or None,
-                    external_id=product_id or None,
-                    name=record.get("name"),
-                    price=record.get("price"),
-                    currency=record.get("currency"),
-                    **fields,
-                )
-                added = duplicate = 0
-                for position, (reference, content) in enumerate(zip(record["images"], contents, strict=True)):
-                    source_url = reference if urlparse(reference).scheme in {"http", "https"} else ""
-                    _, is_new = services.add_image(
-                        product=product, content=content, source_url=source_url, position=position
-                    )
-                    added += is_new
-                    duplicate += not is_new
-        except (DomainError, ValueError, OSError) as exc:
-            report.errors.append(RowError(row=row_number, product_id=product_id, message=str(exc)))
-            continue
-        report.created += created
-        report.updated += not created
-        report.images_added += added
-        report.images_duplicate += duplicate
+        batch.append((row_number, raw))
+        if len(batch) >= batch_rows:
+            _import_batch(batch, report, base_dir=base_dir, default_shop=default_shop, fetch=fetch)
+            batch = []
+    if batch:
+        _import_batch(batch, report, base_dir=base_dir, default_shop=default_shop, fetch=fetch)
     return report
+
+
+def _import_batch(batch, report: ImportReport, *, base_dir, default_shop: str, fetch) -> None:
+    with transaction.atomic(), services.announce_in_bulk():
+        for row_number, raw in batch:
+            _import_row(row_number, raw, report, base_dir=base_dir, default_shop=default_shop, fetch=fetch)
+
+
+def _import_row(row_number: int, raw, report: ImportReport, *, base_dir, default_shop: str, fetch) -> None:
+    product_id = str(raw.get("id", "")).strip() if isinstance(raw, dict) else ""
+    try:
+        record = _normalise(raw)
+        if not product_id and not record.get("url"):
+            raise ValueError("each product needs an 'id' (or a 'url')")
+        # Read every image before writing anything, so a missing file fails the row, not half of it.
+        contents = [_load_image_bytes(ref, base_dir, fetch) for ref in record["images"]]
+        with transaction.atomic():  # a savepoint: a failing row takes back only its own writes
+            fields = {name: record.get(name) for name in OPTIONAL_FIELDS}
+            fields["shop"] = fields["shop"] or default_shop
+            product, created = services.upsert_product(
+                source_url=record.get("url") or None,
+                external_id=product_id or None,
+                name=record.get("name"),
+                price=record.get("price"),
+                currency=record.get("currency"),
+                **fields,
+            )
+            added = duplicate = 0
+            for position, (reference, content) in enumerate(zip(record["images"], contents, strict=True)):
+                source_url = reference if urlparse(reference).scheme in {"http", "https"} else ""
+                _, is_new = services.add_image(
+                    product=product, content=content, source_url=source_url, position=position
+                )
+                added += is_new
+                duplicate += not is_new
+    except (DomainError, ValueError, OSError) as exc:
+        report.errors.append(RowError(row=row_number, product_id=product_id, message=str(exc)))
+        return
+    report.created += created
+    report.updated += not created
+    report.images_added += added
+    report.images_duplicate += duplicate
 
 
 def import_file(path: Path, *, default_shop: str = "", fetch: Callable[[str], bytes] = fetch_url) -> ImportReport:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -26,6 +28,7 @@ __all__ = [
     "GarmentData",
     "InvalidProduct",
     "add_image",
+    "announce_in_bulk",
     "claim_image",
     "ensure_embedding_space",
     "mark_image_done",
@@ -52,7 +55,12 @@ class GarmentData:
     embedding: Sequence[float]
     score: float | None = None
     mask_png: bytes = b""
+    # Encoded cutout, WebP (the pipeline's) or PNG; empty when it is the whole photo (nothing stored).
     cutout_png: bytes = b""
+
+
+def _image_suffix(data: bytes) -> str:
+    return "webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else "png"
 
 
 def _clean_price(value) -> Decimal | None:
@@ -130,8 +138,43 @@ def upsert_product(
     return product, created
 
 
+_bulk = threading.local()
+
+
+def _send_announcements(image_ids: list[int]) -> None:
+    if not image_ids:
+        return
+    # One transaction around the receivers: queueing on the ORM broker then commits once, not per photo.
+    with transaction.atomic():
+        for image_id in image_ids:
+            image_needs_processing.send(sender=ProductImage, image_id=image_id)
+
+
+@contextmanager
+def announce_in_bulk() -> Iterator[None]:
+    """Announce the photos stored inside this block together, once the enclosing transaction commits.
+
+    Use it inside ``transaction.atomic()``: each photo is still announced only if its savepoint survived
+    (the ids are collected by on_commit callbacks), but the receivers run in one go after the commit.
+    """
+    if getattr(_bulk, "ids", None) is not None:  # nested: the outer block announces
+        yield
+        return
+    ids: list[int] = []
+    _bulk.ids = ids
+    try:
+        yield
+    finally:
+        _bulk.ids = None
+    transaction.on_commit(lambda: _send_announcements(ids))
+
+
 def _announce(image_id: int) -> None:
-    transaction.on_commit(lambda: image_needs_processing.send(sender=ProductImage, image_id=image_id))
+    ids = getattr(_bulk, "ids", None)
+    if ids is not None:
+        transaction.on_commit(lambda: ids.append(image_id))
+    else:
+        transaction.on_commit(lambda: _send_announcements([image_id]))
 
 
 @transaction.atomic
@@ -244,7 +287,7 @@ def replace_garments(*, image: ProductImage, space: EmbeddingSpace, garments: It
         if data.mask_png:
             garment.mask.save("mask.png", ContentFile(data.mask_png), save=False)
         if data.cutout_png:
-            garment.cutout.save("cutout.png", ContentFile(data.cutout_png), save=False)
+            garment.cutout.save(f"cutout.{_image_suffix(data.cutout_png)}", ContentFile(data.cutout_png), save=False)
         rows.append(garment)
     return Garment.objects.bulk_create(rows)
 

@@ -188,8 +188,12 @@ def garment_thumbnail(garment: Garment, variant: str, colour_index: int = 0) -> 
     if path.exists():
         return path
     if variant == "cutout":
-        if not garment.cutout:
-            raise ThumbnailUnavailable(f"garment {garment.pk} has no cutout")
+        if not garment.cutout:  # none is stored when it would be the whole photo: show the photo
+            photo, _full_size = _open_photo(garment.image, size)
+            rendered = photo.convert("RGBA")
+            rendered.thumbnail((size, size), Image.Resampling.LANCZOS)
+            _write_atomically(path, _encode(rendered, "PNG"))
+            return path
         try:
             with garment.cutout.open("rb") as handle, Image.open(handle) as cutout:
                 rendered = cutout.convert("RGBA")

@@ -280,7 +280,7 @@ class Crawler:
                 self._in_flight_pages -= 1
                 self._handle_page(payload)
             elif kind == "image":
-                for page in self.photos.arrived(*payload):
+                for page in self.photos.arrived_many(self._more_photos([payload])):
                     self._finish_page(page)
         if not self._stop_reason and self.budget.exhausted:
             self._stop_reason = self._check_caps()  # photos were cut off even though no page was
@@ -291,6 +291,19 @@ class Crawler:
                 self.recorder.pages_skipped(left, self._stop_reason)
             for url, _depth in left:
                 self.reporter.page_done({"url": url, "status": PageStatus.SKIPPED, "error": self._stop_reason})
+
+    def _more_photos(self, batch: list, limit: int = 64) -> list:
+        """Add the photo downloads already waiting in the results queue, to store them in one transaction."""
+        while len(batch) < limit:
+            try:
+                kind, payload = self._results.get_nowait()
+            except queue.Empty:
+                break
+            if kind != "image":
+                self._results.put((kind, payload))  # read again on the next turn of the loop
+                break
+            batch.append(payload)
+        return batch
 
     def _elapsed(self) -> float:
         return self._seconds_before + (time.monotonic() - self._started)

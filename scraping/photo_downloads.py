@@ -79,6 +79,14 @@ class PhotoDownloads:
                 complete.append(page)
         return complete
 
+    def arrived_many(self, results: list[tuple[str, DownloadedImage | str]]) -> list[PageState]:
+        """``arrived`` for several finished downloads, stored in one transaction (one commit, not one each)."""
+        complete = []
+        with services.photo_batch():
+            for url, result in results:
+                complete.extend(self.arrived(url, result))
+        return complete
+
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -131,6 +132,16 @@ def reuse_stored_photo(product: Product, url: str) -> tuple[str, object | None]:
         return "download", None
     image, created = catalog_services.add_image(product=product, content=content, source_url=url)
     return ("new" if created else "duplicate"), image
+
+
+@contextmanager
+def photo_batch() -> Iterator[None]:
+    """Store several downloaded photos in one transaction (each its own savepoint) and queue them together.
+
+    One commit for a batch instead of one per photo; a photo that fails rolls back alone.
+    """
+    with transaction.atomic(), catalog_services.announce_in_bulk():
+        yield
 
 
 def store_photo(product: Product, download: DownloadedImage):

@@ -89,7 +89,8 @@ def match_payload(match, request=None) -> dict:
         "keyword_score": match.keyword_score,
         "matched_by": list(match.matched_by),
         "image_url": absolute(garment.image.file.url if garment.image.file else None),
-        "cutout_url": absolute(garment.cutout.url if garment.cutout else None),
+        # No cutout is stored when it would be the whole photo: the photo is the cutout then.
+        "cutout_url": absolute(garment.cutout.url if garment.cutout else garment.image.file.url or None),
         "garment": {"label": garment.label, "box": list(garment.box)},
     }
 

@@ -66,12 +66,15 @@ def test_new_image_is_processed_through_the_task_queue_on_tiny_models(tiny_full_
         assert np.linalg.norm(np.array(garment.embedding)) == pytest.approx(1.0, abs=1e-4)
         assert 0 <= garment.box_x0 < garment.box_x1 <= image.width
         assert 0 <= garment.box_y0 < garment.box_y1 <= image.height
+        if not garment.cutout:  # nothing stored only when the cutout would be the whole photo
+            assert garment.box == (0, 0, image.width, image.height) and not garment.mask
+            continue
         with garment.mask.open("rb") as handle:
             mask = Image.open(io.BytesIO(handle.read()))
             assert mask.mode == "L"
         with garment.cutout.open("rb") as handle:
             cutout = Image.open(io.BytesIO(handle.read()))
-            assert cutout.mode == "RGBA"
+            assert cutout.mode == "RGBA" and cutout.format == "WEBP" and garment.cutout.name.endswith(".webp")
     from django_q.models import Success
 
     assert Success.objects.filter(func="search.tasks.process_image").exists(), "ran as a django-q2 task"
@@ -297,3 +300,93 @@ def test_a_worker_whose_photo_was_taken_over_writes_nothing(taken_over_mid_proce
     )
     assert len(taken_over_mid_processing["other_garments"]) == 1
     assert not Schedule.objects.filter(name__startswith=f"retry-image-{image.pk}-").exists()
+
+
+@pytest.mark.django_db
+def test_a_real_cutout_is_stored_as_webp_and_a_whole_photo_one_not_at_all(settings):
+    """The offline box pipeline's whole-photo garment stores nothing; a real mask stores a small WebP."""
+    from PIL import Image as PILImage
+
+    from search import tasks
+    from search.pipeline.base import Box, GarmentResult
+
+    photo = PILImage.open(demo_photo("Dress")).convert("RGB")
+    product = new_product()
+    image, _ = services.add_image(product=product, content=demo_photo("Dress").read_bytes())
+    whole = GarmentResult(
+        box=Box(0, 0, *photo.size, label="garment"),
+        mask=PILImage.new("L", photo.size, 255),
+        cutout=photo.convert("RGBA"),
+        embedding=np.ones(4, dtype=np.float32) / 2,
+    )
+    data = tasks._to_garment_data(whole, image, photo)
+    assert (data.mask_png, data.cutout_png) == (b"", b"")
+    mask = PILImage.new("L", photo.size, 0)
+    mask.paste(255, (10, 10, photo.size[0] // 2, photo.size[1] // 2))
+    cutout = photo.convert("RGBA")
+    cutout.putalpha(mask)
+    real = GarmentResult(
+        box=Box(10, 10, *photo.size, label="dress"), mask=mask, cutout=cutout, embedding=whole.embedding
+    )
+    data = tasks._to_garment_data(real, image, photo)
+    stored = PILImage.open(io.BytesIO(data.cutout_png))
+    assert stored.format == "WEBP" and stored.mode == "RGBA"
+    assert stored.getpixel((0, 0))[3] == 0 and stored.getpixel((20, 20))[3] == 255
+    assert len(data.cutout_png) < len(demo_photo("Dress").read_bytes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_with_processing_on_upload_then_index_sync_leaves_no_queued_task(
+    offline_pipeline, settings, monkeypatch, tmp_path, capsys
+):
+    """Issue 15: import queues a task per photo; ``index --sync`` processes them and removes those tasks."""
+    import json
+    import shutil
+
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # tasks go to the ORM queue, as without a running worker
+    settings.LOOKALIKE_PROCESS_ON_UPLOAD = True
+    for category in ("Shoes", "Dress"):
+        shutil.copy(demo_photo(category), tmp_path / f"{category}.jpg")
+    rows = [{"id": c, "name": c, "images": [f"{c}.jpg"]} for c in ("Shoes", "Dress")]
+    (tmp_path / "products.json").write_text(json.dumps(rows))
+    OrmQ.objects.all().delete()
+    call_command("import_products", str(tmp_path / "products.json"))
+    queued = [task.name() for task in OrmQ.objects.all()]
+    assert sorted(queued) == sorted(f"process-image-{pk}" for pk in ProductImage.objects.values_list("pk", flat=True))
+    call_command("index", "--sync")
+    assert "Indexed 2 image(s), 0 failed" in capsys.readouterr().out
+    assert not OrmQ.objects.exists(), "a later worker would have claimed these for nothing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_compact_cutouts_reencodes_old_png_and_drops_whole_photo_ones(capsys):
+
+    photo = Image.open(demo_photo("Dress")).convert("RGBA")
+    alpha = Image.new("L", photo.size, 255)
+    alpha.paste(0, (0, 0, 10, 10))
+    photo.putalpha(alpha)
+    image, _ = services.add_image(product=new_product(), content=demo_photo("Dress").read_bytes())
+    space = services.ensure_embedding_space(model_id="compact-test", dim=2)
+    png = io.BytesIO()
+    photo.save(png, format="PNG")
+    full_mask = io.BytesIO()
+    Image.new("L", photo.size, 255).save(full_mask, format="PNG")
+    whole = services.GarmentData(
+        "garment", (0, 0, image.width, image.height), [1, 0], mask_png=full_mask.getvalue(), cutout_png=png.getvalue()
+    )
+    part = services.GarmentData(
+        "dress", (5, 5, 50, 50), [0, 1], mask_png=full_mask.getvalue(), cutout_png=png.getvalue()
+    )
+    first, second = services.replace_garments(image=image, space=space, garments=[whole, part])
+    old_files = [first.cutout.path, first.mask.path, second.cutout.path]
+    call_command("compact_cutouts")
+    assert "1 cutout(s) re-encoded as WebP, 1 whole-photo cutout(s) removed" in capsys.readouterr().out
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert not first.cutout and not first.mask
+    with Image.open(second.cutout.path) as stored:
+        assert second.cutout.name.endswith(".webp") and stored.mode == "RGBA" and stored.getpixel((2, 2))[3] == 0
+    assert not any(os.path.exists(path) for path in old_files)

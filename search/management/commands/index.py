@@ -40,6 +40,9 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"Queued {len(image_ids)} image(s); run `python manage.py qcluster` to process.")
             )
             return
+        dropped = tasks.drop_queued_tasks(image_ids)  # processed here: a worker must not redo them
+        if dropped:
+            self.stdout.write(f"Removed {dropped} queued task(s) for these images: they are processed here.")
         size = batch_size or settings.LOOKALIKE_BATCH_SIZE
         totals = {"done": 0, "failed": 0, "skipped": 0}
         with tqdm(total=len(image_ids), unit="img", desc="Indexing", file=self.stderr) as progress:
