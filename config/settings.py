@@ -91,11 +91,13 @@ INSTALLED_APPS = [
     "scraping",
     "search",
     "backoffice",
+    "config",  # manage.py serve: web and worker together
 ]
 
 MIDDLEWARE = [
     "core.outage.DatabaseOutageMiddleware",  # first: a database outage anywhere below is a 503
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the web process itself, also with DEBUG=0
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,8 +137,25 @@ EMBEDDED_PG_DBNAME = env_str("EMBEDDED_PG_DBNAME", "lookalike")
 EMBEDDED_PG_SHARED_BUFFERS = env_str("EMBEDDED_PG_SHARED_BUFFERS", "")
 # stop: the server stops when the last process using it exits; none: it keeps running.
 EMBEDDED_PG_CLEANUP = env_str("EMBEDDED_PG_CLEANUP", "stop")
+# Many processes on one server: persistent connections (DB_CONN_MAX_AGE seconds) checked before reuse, so a
+# restarted or failed-over server costs one retry, not an error; or DB_POOL_MAX_SIZE > 0 for psycopg's pool
+# in each process (Django requires CONN_MAX_AGE 0 with it). Size either so that web processes x threads
+# + workers stays below the server's max_connections (or put PgBouncer in front, transaction mode).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=0 if DB_POOL_MAX_SIZE else env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
+        )
+    }
+    if DB_POOL_MAX_SIZE:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env_float("DB_POOL_TIMEOUT_SECONDS", 10.0),
+        }
 else:
     from config.embedded_db import embedded_database_settings
 
@@ -173,6 +192,34 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_URL = env_str("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Photos and cutouts on S3-compatible object storage (AWS, SeaweedFS, MinIO, R2...) through django-storages
+# when a bucket is named, so web processes and workers on several machines share them; else MEDIA_ROOT.
+LOOKALIKE_S3_BUCKET = env_str("LOOKALIKE_S3_BUCKET")
+if LOOKALIKE_S3_BUCKET:
+    STORAGES = {
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": LOOKALIKE_S3_BUCKET,
+                "endpoint_url": env_str("LOOKALIKE_S3_ENDPOINT_URL") or None,
+                "access_key": env_str("LOOKALIKE_S3_ACCESS_KEY_ID") or None,
+                "secret_key": env_str("LOOKALIKE_S3_SECRET_ACCESS_KEY") or None,
+                "region_name": env_str("LOOKALIKE_S3_REGION") or None,
+                # Private bucket: the app hands out signed URLs that expire.
+                "default_acl": None,
+                "querystring_auth": True,
+                "querystring_expire": env_int("LOOKALIKE_S3_URL_EXPIRE_SECONDS", 3600),
+                "file_overwrite": False,
+                "addressing_style": env_str("LOOKALIKE_S3_ADDRESSING_STYLE", "path") or None,
+            },
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+if not LOOKALIKE_S3_BUCKET:
+    STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+# Static files compressed once by collectstatic (``manage.py serve`` runs it when DEBUG is off) and served
+# by WhiteNoise with far-future caching; no manifest, so pages render before any collectstatic (tests).
+STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}
 # Uploads above this size are refused before any decoding (bytes).
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 15 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
@@ -198,6 +245,20 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- web server and shared cache (manage.py serve) -------------------------------------------------
+# gunicorn's address, processes and threads per process; a request running longer than the timeout is
+# killed (the first photo search of a process loads the pipeline: keep it generous).
+WEB_BIND = env_str("WEB_BIND", "127.0.0.1:8000")
+WEB_WORKERS = env_int("WEB_WORKERS", 2)
+WEB_THREADS = env_int("WEB_THREADS", 4)
+WEB_TIMEOUT_SECONDS = env_int("WEB_TIMEOUT_SECONDS", 120)
+# One cache for every process (throttle budgets, cached scores): Redis when REDIS_URL is set, else a table
+# in the database (made by ``migrate``: config/migrations), never per-process memory.
+if env_str("REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("REDIS_URL")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "lookalike_cache"}}
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -227,7 +288,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- background tasks (django-q2) -----------------------------------------------------------------
 # The ORM broker needs no extra server; REDIS_URL switches to Redis for scale-out.
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_str("REDIS_URL")  # also the shared cache (CACHES above)
 # The longest a task may run: a photo takes seconds (tens on a CPU with the full profile, model loading
 # included), a crawl runs in slices of half of it. A task a killed cluster had fetched comes back after
 # Q_RETRY, which django-q2 requires to be longer than the timeout (else running tasks are re-delivered).
@@ -254,6 +315,8 @@ if Q_CLUSTER["retry"] <= _q_timeout:
 Q_STOP_GRACE_SECONDS = env_float("Q_STOP_GRACE_SECONDS", 20.0)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # django-q2's Redis broker loses the tasks of a SIGKILLed cluster; this one leases them (see its docstring).
+    Q_CLUSTER["broker_class"] = "search.redis_broker.ReliableRedis"
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -296,6 +359,12 @@ LOOKALIKE_MAX_IMAGE_SIDE = env_int("LOOKALIKE_MAX_IMAGE_SIDE", 1600)  # decoded 
 LOOKALIKE_MIN_BOX_AREA = env_float("LOOKALIKE_MIN_BOX_AREA", 0.01)  # detections below this image fraction dropped
 LOOKALIKE_BOX_IOU = env_float("LOOKALIKE_BOX_IOU", 0.7)  # same-label boxes overlapping more are duplicates
 LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector label": "category" or null}
+# EfficientNet-Lite0 in ONNX Runtime (exported once into the cache folder) or PyTorch; auto = onnx on the CPU.
+LOOKALIKE_EMBEDDER_RUNTIME = env_str("LOOKALIKE_EMBEDDER_RUNTIME", "auto")  # auto | onnx | torch
+LOOKALIKE_MODEL_CACHE_DIR = env_str("LOOKALIKE_MODEL_CACHE_DIR", str(BASE_DIR / ".models" / "cache"))
+# Florence-2 <OD> decoding: beams (1 = greedy) and the token cap (~6 tokens per box: label + 4 locations).
+LOOKALIKE_OD_NUM_BEAMS = env_int("LOOKALIKE_OD_NUM_BEAMS", 3)
+LOOKALIKE_OD_MAX_NEW_TOKENS = env_int("LOOKALIKE_OD_MAX_NEW_TOKENS", 256)
 # --- end pipeline settings ------------------------------------------------------------------------
 
 # --- search ---------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ def give_back(task: dict, broker=None) -> None:
     broker = broker or get_broker()
     if isinstance(broker, ORM):
         OrmQ.objects.using(Conf.ORM).filter(pk=task["ack_id"]).update(lock=timezone.now())
+    elif hasattr(broker, "give_back"):  # search.redis_broker: out of the leased list, back to the queue
+        broker.give_back(task["ack_id"])
     else:  # brokers whose dequeue removes the message: queue it again
         package = {key: value for key, value in task.items() if key not in ("ack_id", "cluster")}
         broker.enqueue(SignedPackage.dumps(package))
