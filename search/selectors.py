@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, HalfVectorField
 
-from catalog.models import EmbeddingSpace, Garment
+from catalog.models import EmbeddingSpace, Garment, Product
 from catalog.vocabulary import ProductFilters
 
 
@@ -120,3 +120,52 @@ def best_garments_of_products(
         .values_list("pk", "image_id", "image__product_id", "distance")
     )
     return {p: GarmentHit(garment_id=g, image_id=i, product_id=p, distance=float(d)) for g, i, p, d in rows}
+
+
+# Calibration of scores: cosine similarity of CNN features is high for any two photos (unrelated garments score
+# 44-50 %), so the page shows where a distance falls among distances of unrelated pairs instead.
+CALIBRATION_SAMPLE = 300  # garments sampled: up to ~45,000 pairs of different products
+
+
+def unrelated_distance_quantiles(space: EmbeddingSpace, *, sample: int = CALIBRATION_SAMPLE) -> list[float]:
+    """The 0th..100th percentiles of the cosine distance between garments of *different* products of ``space``,
+    from a random sample: the catalog's own baseline of what "not alike" looks like. Empty below two products."""
+    table = Garment._meta.db_table
+    image_table = Garment._meta.get_field("image").related_model._meta.db_table
+    sql = f"""
+        WITH s AS (
+            SELECT g.id, g.embedding, i.product_id FROM {table} g JOIN {image_table} i ON i.id = g.image_id
+            WHERE g.space_id = %s ORDER BY random() LIMIT %s
+        )
+        SELECT percentile_cont(ARRAY(SELECT generate_series(0, 100) / 100.0))
+               WITHIN GROUP (ORDER BY a.embedding <=> b.embedding)
+        FROM s a JOIN s b ON a.id < b.id AND a.product_id <> b.product_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [space.pk, int(sample)])
+        row = cursor.fetchone()
+    return [float(value) for value in row[0]] if row and row[0] else []
+
+
+def match_score(distance: float | None, quantiles: Sequence[float]) -> int | None:
+    """0..100: the share (percent) of unrelated catalog pairs that are *further apart* than ``distance``; 99 means
+    closer than 99 % of unrelated pairs. None without a distance or a baseline."""
+    if distance is None or len(quantiles) < 2:
+        return None
+    if distance <= quantiles[0]:
+        return 100
+    if distance >= quantiles[-1]:
+        return 0
+    step = 100 / (len(quantiles) - 1)
+    for i in range(1, len(quantiles)):
+        low, high = quantiles[i - 1], quantiles[i]
+        if distance <= high:
+            fraction = 0.0 if high == low else (distance - low) / (high - low)
+            return round(100 - (i - 1 + fraction) * step)
+    return 0
+
+
+def shops_with_counts() -> list[tuple[str, int]]:
+    """Shops that have products, with how many, by name: the choices of the page's shop filter."""
+    rows = Product.objects.exclude(shop="").values("shop").annotate(n=Count("id")).order_by("shop")
+    return [(row["shop"], row["n"]) for row in rows]

@@ -27,3 +27,15 @@ class TwoBoxDetector(Detector):
                 ]
             )
         return boxes
+
+
+class SlowTwoBoxDetector(TwoBoxDetector):
+    """TwoBoxDetector that takes 1.5 s, like a cold model: the page's "still searching" feedback shows."""
+
+    name = "slow-two-box-test"
+
+    def detect(self, images: Sequence[Image.Image]) -> list[list[Box]]:
+        import time
+
+        time.sleep(1.5)
+        return super().detect(images)

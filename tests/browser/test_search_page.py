@@ -12,7 +12,9 @@ import re
 from collections import defaultdict
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -198,16 +200,16 @@ def test_photo_search_ranks_tshirts_first_and_a_category_filter_applies(
         assert re.fullmatch(r"ID demo-[a-z-]+-\d+", _card_text(card, ".card__id"))
         assert re.fullmatch(r"SKU SKU-DEMO-[A-Z-]+-\d+", _card_text(card, ".card__sku"))
         assert re.fullmatch(r"\d+\.\d{2} EUR", _card_text(card, ".card__price"))
-        assert re.fullmatch(r"\d{1,3}\.\d% similar", _card_text(card, ".card__percent"))
+        assert re.fullmatch(r"Match \d{1,3}/100", _card_text(card, ".card__percent"))
+        assert _card_text(card, ".card__matched").startswith("Matched: ")
         assert re.search(r"/products/\d+/$", card.find_element(By.CSS_SELECTOR, ".card__link").get_attribute("href"))
-    percents = [float(_card_text(card, ".card__percent").split("%")[0]) for card in cards]
+    percents = [int(_card_text(card, ".card__percent").split()[1].split("/")[0]) for card in cards]
     assert percents == sorted(percents, reverse=True)
     top = _categories(cards[:6])
     assert top[0] in TOP_LIKE, top
     assert top.count("T-Shirt") > top.count("Shoes"), top
 
-    Select(browser.find_element(By.ID, "category")).select_by_visible_text("Shoes")
-    browser.find_element(By.ID, "search-button").click()
+    Select(browser.find_element(By.ID, "category")).select_by_visible_text("Shoes")  # re-searches on change
     cards = _wait_for_new_results(browser, cards[0])
     screenshot("search-2-filter-shoes")
 
@@ -259,7 +261,7 @@ def test_a_file_that_is_not_an_image_shows_the_reason(browser, live_server, tmp_
     _upload(browser, fake)
 
     error = WebDriverWait(browser, WAIT_SECONDS).until(
-        expected_conditions.visibility_of_element_located((By.ID, "search-error"))
+        expected_conditions.visibility_of_element_located((By.ID, "photo-error"))
     )
     screenshot("search-6-bad-file")
 
@@ -298,3 +300,124 @@ def test_text_search_without_a_photo_is_answered_by_the_server(browser, live_ser
     assert not browser.find_element(By.ID, "search-error").is_displayed()
     assert browser.current_url.startswith(f"{live_server.url}/?q=red+satin+midi+dress")
     assert browser.find_element(By.ID, "q").get_attribute("value") == "red satin midi dress"
+
+
+def _summary(browser):
+    return browser.find_element(By.ID, "results-summary").text
+
+
+def _paste_file(browser, path):
+    """A paste as the page sees it: a paste event whose clipboard carries the photo."""
+    browser.execute_script(
+        """
+        const [b64, name] = arguments;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: "image/jpeg"}));
+        document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true}));
+        """,
+        base64.b64encode(path.read_bytes()).decode(),
+        path.name,
+    )
+
+
+def test_feedback_url_restore_remove_and_paste(browser, live_server, indexed_catalog, settings, screenshot):
+    settings.LOOKALIKE_DETECTOR = "tests.browser.fakes.SlowTwoBoxDetector"
+    reset_pipeline()
+    _open_search_page(browser, live_server)
+    browser.execute_script("document.getElementById('search-form').dataset.slowMs = '300';")
+    _upload(browser, QUERY_PHOTO)
+    # Cold: skeleton cards at once, then a message that the first search takes longer; never the empty state.
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .card--skeleton"))
+    assert not browser.find_element(By.ID, "empty-state").is_displayed()
+    WebDriverWait(browser, 10).until(lambda d: "first search loads the models" in _summary(d))
+    screenshot("search-9-cold-feedback")
+    cards = _wait_for_cards(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#results .card--skeleton")
+
+    # Warm re-search: the old cards stay (dimmed) while it runs, no skeletons.
+    Select(browser.find_element(By.ID, "k")).select_by_visible_text("6")
+    WebDriverWait(browser, 10).until(lambda d: _summary(d).startswith("Searching"))
+    assert browser.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#results .card--skeleton")
+    cards = _wait_for_new_results(browser, cards[0])
+    assert len(cards) == 6
+
+    # The URL restores the photo search: a reload of the shared address shows the same photo and results.
+    WebDriverWait(browser, 10).until(lambda d: "photo=" in d.current_url)
+    shared = browser.current_url
+    browser.get(shared)
+    cards = _wait_for_cards(browser)
+    assert browser.find_element(By.ID, "preview-image").is_displayed()
+    assert "photo=" in browser.current_url
+
+    # Remove photo: results, summary and the photo's URL go.
+    browser.find_element(By.ID, "clear-photo").click()
+    assert not _cards(browser) and _summary(browser) == ""
+    assert browser.find_element(By.ID, "empty-state").is_displayed()
+    assert "photo=" not in browser.current_url
+
+    # Paste a photo: it is searched.
+    _paste_file(browser, QUERY_PHOTO)
+    assert _wait_for_cards(browser)
+
+
+def test_keyboard_focus_after_box_choice_and_errors_beside_their_controls(
+    browser, live_server, indexed_catalog, settings, tmp_path, screenshot
+):
+    settings.LOOKALIKE_DETECTOR = "tests.browser.fakes.TwoBoxDetector"
+    reset_pipeline()
+    _open_search_page(browser, live_server)
+    _upload(browser, QUERY_PHOTO)
+    cards = _wait_for_cards(browser)
+
+    pants = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")[1]
+    browser.execute_script("arguments[0].focus();", pants)
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    _wait_for_new_results(browser, cards[0])
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("class") == "garment-box" and focused.get_attribute("data-index") == "1"
+    assert focused.get_attribute("aria-pressed") == "true"
+    screenshot("search-11-keyboard-focus")
+
+    # Contradicting prices: the message sits under the price fields, in the page's words; the boxes stay.
+    browser.find_element(By.ID, "min_price").send_keys("50")
+    browser.find_element(By.ID, "max_price").send_keys("10", Keys.TAB)
+    error = WebDriverWait(browser, WAIT_SECONDS).until(
+        expected_conditions.visibility_of_element_located((By.ID, "price-error"))
+    )
+    assert "min price" in error.text.lower() and "_" not in error.text
+    assert not browser.find_element(By.ID, "search-error").is_displayed()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")) == 2
+    screenshot("search-12-price-error")
+
+    # A file over the limit is refused before any upload, beside the photo control, with README's limit.
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(b"\0" * (settings.MAX_UPLOAD_BYTES + 1))
+    _upload(browser, big)
+    error = WebDriverWait(browser, 10).until(expected_conditions.visibility_of_element_located((By.ID, "photo-error")))
+    assert "up to 15 MB" in error.text
+    assert not _cards(browser)
+
+
+def test_phone_layout_scrolls_to_two_cards_per_row(browser, live_server, indexed_catalog, screenshot):
+    browser.set_window_size(390, 844)
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    try:
+        _open_search_page(browser, live_server)
+        assert browser.find_element(By.CSS_SELECTOR, ".dropzone__title").text == "Choose a photo"
+        assert browser.find_element(By.CSS_SELECTOR, ".camera-button").is_displayed()
+        assert browser.find_element(By.ID, "camera-input").get_attribute("capture") == "environment"
+        assert browser.find_element(By.ID, "filters").get_attribute("open") is None  # collapsed on a phone
+        _upload(browser, QUERY_PHOTO)
+        cards = _wait_for_cards(browser)
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script("return window.scrollY") > 300)
+        top = browser.execute_script("return document.getElementById('results-panel').getBoundingClientRect().top")
+        assert abs(top) < 40, top
+        rows = [card.rect["y"] for card in cards[:3]]
+        assert rows[0] == rows[1] < rows[2]  # two cards per row
+        assert round(cards[0].rect["height"]) == round(cards[1].rect["height"])  # even heights in a row
+        screenshot("search-13-phone-results")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        browser.set_window_size(1280, 1000)
