@@ -26,6 +26,8 @@ def free_port() -> int:
 def server():
     port = free_port()
     env = dict(os.environ, REQUEST_READ_TIMEOUT_SECONDS="1.5", LOOKALIKE_PROFILE="offline")
+    # As README runs it: migrated first (the shared cache that holds throttle budgets is a table).
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO_ROOT, env=env, check=True)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
         cwd=REPO_ROOT,
