@@ -47,11 +47,15 @@ def _batches(items: Sequence[Any], size: int):
 
 
 class ClipEmbedder(Embedder):
-    """CLIP image and text towers (FashionCLIP by default), batched, L2-normalised, float32 out."""
+    """CLIP image and text towers (FashionCLIP by default), batched, L2-normalised, float32 out.
+
+    On the CPU the text tower runs in ONNX Runtime when it is installed (``LOOKALIKE_EMBEDDER_RUNTIME``
+    auto|onnx): 3x faster per query than PyTorch at the real size, the same vectors (search/pipeline/onnx_runtime.py).
+    """
 
     supports_text = True
 
-    def __init__(self, model: Any, processor: Any, *, model_id: str, batch_size: int = 16):
+    def __init__(self, model: Any, processor: Any, *, model_id: str, batch_size: int = 16, text_session: Any = None):
         self.model = model
         self.processor = processor
         self.model_id = model_id
@@ -59,6 +63,11 @@ class ClipEmbedder(Embedder):
         self.batch_size = max(1, batch_size)
         self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
         self.name = model_id
+        self.text_session = text_session  # an OnnxClipText, or None: the text tower runs in PyTorch
+
+    @property
+    def text_runtime(self) -> str:
+        return "torch" if self.text_session is None else "onnx"
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> ClipEmbedder:
@@ -82,7 +91,18 @@ class ClipEmbedder(Embedder):
             setting="LOOKALIKE_EMBEDDER_MODEL",
             local_files_only=config.local_files_only,
         )
-        return cls(model, processor, model_id=model_id_for(config.embedder_model), batch_size=config.batch_size)
+        from search.pipeline.onnx_runtime import OnnxClipText, resolve_runtime
+
+        text_session = None
+        if resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type) == "onnx":
+            text_session = OnnxClipText.load(model, config.model_cache_dir, threads=config.torch_threads)
+        return cls(
+            model,
+            processor,
+            model_id=model_id_for(config.embedder_model),
+            batch_size=config.batch_size,
+            text_session=text_session,
+        )
 
     def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
         pixels = self.processor(images=[to_rgb(image) for image in images], return_tensors="pt")["pixel_values"]
@@ -107,6 +127,9 @@ class ClipEmbedder(Embedder):
                     truncation=True,
                     max_length=self.max_text_tokens,
                 )
+                if self.text_session is not None:
+                    chunks.append(self.text_session.run(tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()))
+                    continue
                 tokens = {key: value.to(self.model.device) for key, value in tokens.items()}
                 chunks.append(projected_embeddings(self.model.get_text_features(**tokens)).float().cpu().numpy())
         return l2_normalize(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))

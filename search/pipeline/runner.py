@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,48 @@ from search.pipeline.base import (
     PipelineError,
     Segmenter,
 )
+
+TEXT_CACHE_SIZE = 1024  # texts kept: 1024 x 512 float32 = 2 MB
+
+
+class TextVectorCache:
+    """Least-recently-used text -> vector memory: shoppers repeat queries ("black dress", a page re-searching on
+    a filter change), and one text-tower pass costs tens of milliseconds on a CPU. Thread-safe; vectors are
+    stored read-only, so no caller can change what the next one gets."""
+
+    def __init__(self, size: int = TEXT_CACHE_SIZE):
+        self.size = max(0, int(size))
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def vectors(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """(n, dim) vectors of ``texts``; only the texts not remembered go to ``encode`` (once each)."""
+        texts = list(texts)
+        if not texts:
+            return np.asarray(encode([]), dtype=np.float32)
+        with self._lock:
+            known = {text: self._vectors[text] for text in texts if text in self._vectors}
+            for text in known:
+                self._vectors.move_to_end(text)
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            fresh = np.asarray(encode(missing), dtype=np.float32)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    vector = vector.copy()
+                    vector.setflags(write=False)
+                    known[text] = self._vectors[text] = vector
+                    self._vectors.move_to_end(text)
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.stack([known[text] for text in texts])
 
 
 class Pipeline:
@@ -47,6 +90,7 @@ class Pipeline:
         self._profile = profile
         self.reason = reason
         self._lock = threading.Lock()
+        self.text_cache = TextVectorCache()
 
     @property
     def profile(self) -> str:
@@ -132,6 +176,13 @@ class Pipeline:
         return self.process([image])[0]
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, dim) text vectors in the image space; ``UnsupportedOperation`` without a text tower."""
-        with self._lock:
-            return self.embedder.embed_texts(list(texts))
+        """(n, dim) text vectors in the image space, remembered (``text_cache``); ``UnsupportedOperation`` without
+        a text tower, said at once rather than after waiting for the lock behind an image being processed."""
+        if not self.supports_text:
+            return self.embedder.embed_texts(list(texts))  # raises the embedder's own UnsupportedOperation
+
+        def encode(missing: list[str]) -> np.ndarray:
+            with self._lock:
+                return self.embedder.embed_texts(missing)
+
+        return self.text_cache.vectors(texts, encode)

@@ -4,6 +4,7 @@ photo refined by words. Products are stored with vectors the test chooses, as th
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -151,15 +152,41 @@ class TestKeywordIndex:
         assert [hit.product_id for hit in keyword.keyword_ranking("wellington")] == [boots.pk]
         assert [hit.product_id for hit in keyword.keyword_ranking("welington rain")] == [boots.pk]
 
-    def test_the_query_uses_the_gin_indexes(self, keyword_catalog):
+    @pytest.mark.parametrize(
+        ("text", "indexes", "bitmap_only"),
+        [
+            ("dress", ["catalog_product_name_document", "catalog_product_search_document",
+                       "catalog_product_name_folded", "catalog_product_sku_folded"], True),
+            ("RSD-104", ["catalog_product_search_text_trgm"], True),
+            ("sattin", ["catalog_searchword_pkey", "catalog_searchword_trgm"], False),  # the typo's correction
+        ],
+    )  # fmt: skip
+    def test_the_queries_use_the_indexes_of_their_expressions(self, keyword_catalog, text, indexes, bitmap_only):
+        """EXPLAIN each statement keyword_ranking runs, sequential scans off: an index whose expression differs
+        from the query's by a character would not be used, and the plan would say so. ``bitmap_only`` also turns
+        plain index scans off: on a table this small the planner may otherwise walk the primary key in id order
+        and filter every row (a full scan in disguise) instead of asking the GIN index; the typo lookup needs
+        an ordered (KNN) index scan, so it keeps them."""
+        statements = []
+
+        def record(execute, sql, params, many, context):
+            statements.append((sql, params))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
+            keyword.keyword_ranking(text)
+        plans = []
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute(
-                "EXPLAIN SELECT id FROM catalog_product WHERE search_document @@ 'satin'::tsquery "
-                "OR search_text LIKE '%rsd-104%'"
-            )
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-        assert "catalog_product_search_document" in plan and "catalog_product_search_text_trgm" in plan
+            if bitmap_only:
+                cursor.execute("SET LOCAL enable_indexscan = off")
+            for sql, params in statements:
+                cursor.execute("EXPLAIN " + sql, params)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        plan = "\n".join(plans)
+        for index in indexes:
+            assert index in plan, plan
+        assert "Seq Scan on catalog_product " not in plan, plan
 
     def test_filters_apply(self, keyword_catalog):
         hits = keyword.keyword_ranking("dress", filters=ProductFilters(category="Shoes"))
@@ -200,6 +227,15 @@ class TestKeywordSearchOffline:
         assert first["matched_by"] == ["keyword"] and first["distance"] is None
         assert first["similarity"] == pytest.approx(100 * first["keyword_score"], abs=0.1)
         assert first["image_url"].startswith("http://testserver/media/") and first["garment"]["box"] == [0, 0, 10, 10]
+
+    def test_a_sku_number_outranks_longer_numbers_containing_it(self, keyword_catalog):
+        """ "1042" is a part of RSD-1042-RED (a word match) but only a substring of XY-10420 (made first, so a
+        tie would put it first)."""
+        older = keyword_catalog["boots"]
+        Product.objects.filter(pk=older.pk).update(sku="XY-10420")
+        hits = keyword.keyword_ranking("1042")
+        assert [hit.product_id for hit in hits] == [keyword_catalog["satin"].pk, older.pk]
+        assert hits[0].score > hits[1].score
 
     def test_exact_sku_scores_highest(self, keyword_catalog):
         hits = keyword.keyword_ranking("RSD-1042-RED")
@@ -320,6 +356,40 @@ class TestHybrid:
         body = client.get("/api/search/", {"q": "RS-2", "k": 3}).json()
         assert body["results"][0]["product"]["id"] == name_match.pk, "an exact SKU outranks the vector side"
 
+    def test_the_text_tower_runs_beside_the_keyword_sql(self, monkeypatch, no_background_processing):
+        """Each side waits (at most 5 s) for the other to have started: both see it only when they overlap, as a
+        hybrid query must (it then waits for the slower of the two, not their sum)."""
+        space = services.ensure_embedding_space(model_id="test/concurrent-text-tower", dim=4)
+        encoding, ranking = threading.Event(), threading.Event()
+        seen = {}
+
+        class Tower:
+            embedder_id = space.model_id
+            supports_text = True
+
+            def embed_text(self, texts):
+                encoding.set()
+                seen["tower saw the keyword query"] = ranking.wait(5)
+                seen["tower thread"] = threading.get_ident()
+                return np.tile(np.asarray(_unit([1, 0, 0, 0]), dtype=np.float32), (len(texts), 1))
+
+        keyword_ranking = keyword.keyword_ranking
+
+        def ranking_beside_the_tower(*args, **kwargs):
+            ranking.set()
+            seen["keyword query saw the tower"] = encoding.wait(5)
+            return keyword_ranking(*args, **kwargs)
+
+        tower = Tower()
+        monkeypatch.setattr(query, "get_pipeline", lambda: tower)
+        monkeypatch.setattr(query.keyword, "keyword_ranking", ranking_beside_the_tower)
+        _product(space, [1, 0, 0, 0], name="Red Dress")
+        results = query.search_by_text("red dress", k=3)
+        assert [match.product.name for match in results] == ["Red Dress"]
+        assert results[0].matched_by == ("keyword", "vector")
+        assert seen["tower saw the keyword query"] and seen["keyword query saw the tower"]
+        assert seen["tower thread"] != threading.get_ident()
+
     def test_page_says_the_box_also_searches_photos(self, client, clip_pipeline):
         html = client.get("/").content.decode()
         assert "and what the photos show" in html and 'data-text-scope="hybrid"' in html
@@ -418,3 +488,20 @@ def test_negations_are_split():
     assert query.split_negations("dress -denim -wool") == ("dress", "denim wool")
     assert query.split_negations("t-shirt without print and blue") == ("t-shirt and blue", "print")
     assert query.split_negations("nothing to see") == ("nothing to see", "")
+
+
+def test_the_openapi_schema_documents_the_text_parameters():
+    """GET /api/search/ documents ``q`` and the filters; POST documents the photo's refinement: ``q``,
+    ``q_weight`` (negative allowed), ``not_q`` and ``not_weight``, with their bounds."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    search = schema["paths"]["/api/search/"]
+    text_parameters = {parameter["name"]: parameter for parameter in search["get"]["parameters"]}
+    assert {"q", "k", "category", "shop", "brand", "min_price", "max_price"} <= set(text_parameters)
+    assert text_parameters["q"]["required"] and "red satin midi dress" in text_parameters["q"]["description"]
+    form = search["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = schema["components"]["schemas"][form]["properties"]
+    assert {"image", "q", "q_weight", "not_q", "not_weight"} <= set(fields)
+    assert fields["q_weight"]["type"] == "number" and fields["q_weight"]["minimum"] < 0 < fields["q_weight"]["maximum"]
+    assert fields["not_weight"]["minimum"] == 0 and fields["q"]["description"] and fields["not_q"]["description"]

@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 in ONNX Runtime: same features and labels as PyTorch, chosen by a setting, clear errors."""
+"""EfficientNet-Lite0 and CLIP's text tower in ONNX Runtime: same features (and labels) as PyTorch, chosen by a
+setting, clear errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from search.pipeline import onnx_runtime
@@ -91,3 +93,36 @@ def test_missing_onnx_exporter_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ModelLoadError, match=r"pip install onnx.*LOOKALIKE_EMBEDDER_RUNTIME=torch"):
         onnx_runtime.efficientnet_lite0_onnx_path(tmp_path)
+
+
+def test_the_clip_text_tower_in_onnx_gives_the_torch_vectors(tiny_model_dirs, tmp_path):
+    """Padded batches and truncation included; the export is made once per weights and reused; the setting picks
+    the runtime (auto: ONNX on the CPU)."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    from search.pipeline.embedders import ClipEmbedder
+
+    folder = tiny_model_dirs["embedder"]
+    model, processor = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
+    in_torch = ClipEmbedder(model, processor, model_id="tiny", batch_size=4)
+    session = onnx_runtime.OnnxClipText.load(model, tmp_path, threads=1)
+    in_onnx = ClipEmbedder(model, processor, model_id="tiny", batch_size=4, text_session=session)
+    texts = ["a red summer dress", "boots", "robe écarlate en crêpe", "x" * 500]
+    np.testing.assert_allclose(in_onnx.embed_texts(texts), in_torch.embed_texts(texts), atol=1e-5)
+    assert (in_torch.text_runtime, in_onnx.text_runtime) == ("torch", "onnx")
+
+    (exported,) = tmp_path.glob("clip-text-*.onnx")
+    assert onnx_runtime.clip_text_onnx_path(model, tmp_path) == exported
+    changed = CLIPModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        changed.text_projection.weight.mul_(2)
+    assert onnx_runtime.clip_text_onnx_path(changed, tmp_path) != exported, "other weights, another export"
+
+    def built(runtime: str) -> ClipEmbedder:
+        return ClipEmbedder.from_config(
+            PipelineConfig(
+                device="cpu", embedder_model=str(folder), embedder_runtime=runtime, model_cache_dir=str(tmp_path)
+            )
+        )
+
+    assert built("auto").text_runtime == "onnx" and built("torch").text_runtime == "torch"

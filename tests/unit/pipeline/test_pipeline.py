@@ -111,6 +111,31 @@ def test_text_embeddings_share_the_image_space(tiny_pipeline):
     assert tiny_pipeline.supports_text
 
 
+def test_repeated_texts_are_encoded_once_and_the_oldest_forgotten(tiny_pipeline, monkeypatch):
+    """The pipeline's text cache: the tower sees each new text once, a cached vector is the tower's own, a
+    caller changing its copy changes nothing, and past ``size`` texts the least recently used goes."""
+    from search.pipeline.runner import TextVectorCache
+
+    monkeypatch.setattr(tiny_pipeline, "text_cache", TextVectorCache(size=2))
+    fresh = tiny_pipeline.embedder.embed_texts
+    calls = []
+    monkeypatch.setattr(tiny_pipeline.embedder, "embed_texts", lambda texts: calls.append(list(texts)) or fresh(texts))
+
+    first = tiny_pipeline.embed_text(["red dress", "blue jeans", "red dress"])
+    assert calls == [["red dress", "blue jeans"]] and first.shape == (3, 16)
+    np.testing.assert_allclose(first[0], fresh(["red dress"])[0], rtol=1e-5)
+    first[:] = 0  # the caller's copy
+    again = tiny_pipeline.embed_text(["blue jeans", "red dress"])
+    assert len(calls) == 1, "both were remembered"
+    np.testing.assert_allclose(again, fresh(["blue jeans", "red dress"]), rtol=1e-5)
+
+    tiny_pipeline.embed_text(["wool coat"])  # a third text: "blue jeans" is the least recently used
+    tiny_pipeline.embed_text(["red dress"])
+    assert calls[1:] == [["wool coat"]]
+    tiny_pipeline.embed_text(["blue jeans"])
+    assert calls[2:] == [["blue jeans"]]
+
+
 def test_empty_batch_gives_empty_results(tiny_pipeline):
     assert tiny_pipeline.process([]) == []
 
