@@ -9,7 +9,6 @@ from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from catalog.api import validated
@@ -18,6 +17,7 @@ from catalog.serializers import ProductSerializer
 from core.api_errors import ErrorSerializer
 from core.errors import DomainError
 from core.photos import read_upload
+from core.throttling import AtomicScopedRateThrottle
 from search import query
 from search.serializers import (
     ImageSearchParamsSerializer,
@@ -33,7 +33,7 @@ class SearchView(APIView):
     search in every profile, hybrid with text-to-photo vectors when the embedder has a text tower)."""
 
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AtomicScopedRateThrottle]
     throttle_scope = "search"
     permission_classes = [permissions.AllowAny]
 
@@ -111,7 +111,7 @@ class ProductSearchViewSet(viewsets.ViewSet):
         parameters=[SearchParamsSerializer, OpenApiParameter("id", int, OpenApiParameter.PATH)],
         responses={200: SearchResponseSerializer, 404: ErrorSerializer},
     )
-    @action(detail=True, methods=["get"], throttle_classes=[ScopedRateThrottle])
+    @action(detail=True, methods=["get"], throttle_classes=[AtomicScopedRateThrottle])
     def similar(self, request, pk=None):
         """More like this: products whose garments are closest to this product's (stored vectors)."""
         if not Product.objects.filter(pk=pk).exists():

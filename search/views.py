@@ -21,13 +21,13 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST, require_safe
 from PIL import Image
-from rest_framework.throttling import SimpleRateThrottle
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
 from catalog.vocabulary import FILTER_FIELDS
 from core.errors import DomainError
-from core.photos import FORMATS, read_upload
+from core.photos import FORMATS, megabytes, read_upload
+from core.throttling import AtomicRateThrottle
 from search import query, selectors
 from search.pipeline.base import PipelineError
 from search.serializers import SearchParamsSerializer
@@ -41,7 +41,7 @@ KEYWORD_HINT = "Searches product names, descriptions, colours, brands and SKUs (
 HYBRID_HINT = "Searches product names, colours, brands and SKUs, and what the photos show."
 
 
-class PageSearchThrottle(SimpleRateThrottle):
+class PageSearchThrottle(AtomicRateThrottle):
     """The page's ``/?q=`` search spends the same "search" budget as the API, per client address
     (X-Forwarded-For only counts behind TRUSTED_PROXY_COUNT proxies, as in the API)."""
 
@@ -138,13 +138,15 @@ def home(request):
         "categories": catalog_selectors.categories(),
         "shops": selectors.shops_with_counts(),
         "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
-        "max_upload_mb": round(settings.MAX_UPLOAD_BYTES / 1024 / 1024),
+        "max_upload_size": megabytes(settings.MAX_UPLOAD_BYTES),
         "like": like,
         "like_product": None,
         "result_counts": RESULT_COUNTS,
         "filter_fields": ("k", *PAGE_FILTERS),
         "values": values,
         "text_searched": "q" in request.GET and not like and "photo" not in request.GET,
+        # /?photo=<id>: search.js fetches the kept photo and searches it; until then the page says so.
+        "restoring": bool(PHOTO_ID.match(request.GET.get("photo", ""))) and not like,
         **_text_wording(),
         "matches": [],
         "error": "",

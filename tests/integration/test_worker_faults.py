@@ -21,67 +21,12 @@ from django_q.models import OrmQ, Schedule
 from catalog import services
 from catalog.models import Garment, ImageStatus, ProductImage
 from tests.conftest import REPO_ROOT, demo_photo
+from tests.fixtures.workers import Worker, live_group_members, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 # Short enough for a test, in the proportions the settings require (retry and staleness > timeout).
 FAST_RECOVERY = {"Q_TIMEOUT": "10", "Q_RETRY": "11", "IMAGE_STALE_PROCESSING_SECONDS": "11"}
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Processes of a group that still run (zombies waiting to be reaped do not count)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-class Worker:
-    """One ``manage.py qcluster`` in its own process group, its output in a log file."""
-
-    def __init__(self, tmp_path: Path, name: str, env: dict[str, str]) -> None:
-        self.log = tmp_path / f"{name}.log"
-        self.env = env
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Worker:
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=REPO_ROOT,
-                env=self.env,
-                start_new_session=True,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(lambda: "running." in self.log.read_text(), 40, f"the cluster to start ({self.log})")
-        return self
-
-    def exits_within(self, seconds: float) -> bool:
-        try:
-            self.process.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL the whole group, as the OOM killer or a lost machine would."""
-        if live_group_members(self.process.pid):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture
