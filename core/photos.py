@@ -160,6 +160,17 @@ def check_smuggled(content: bytes) -> None:
         )
 
 
+def megabytes(size: int) -> str:
+    """A byte count in the words every page, message and README use for upload limits: binary megabytes
+    (MAX_UPLOAD_BYTES = 15 * 2**20 is "15 MB"), one decimal only when not whole, KB or bytes below 1 MB."""
+    if size >= 2**20:
+        value = size / 2**20
+        return f"{value:.0f} MB" if value == round(value) else f"{value:.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} bytes"
+
+
 def read_upload(uploaded, *, max_bytes: int | None = None) -> bytes:
     """Bytes of an uploaded file after the cheap checks (size, format by content, no smuggled payload);
     the pixels are decoded once, by whoever uses the photo next."""
@@ -169,11 +180,17 @@ def read_upload(uploaded, *, max_bytes: int | None = None) -> bytes:
     declared = getattr(uploaded, "size", None)
     if declared is not None and declared > limit:
         raise PhotoError(
-            f"The file is {declared / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.", code="too_large", status=413
+            f"The file is {megabytes(declared)}; photos up to {megabytes(limit)} can be uploaded.",
+            code="too_large",
+            status=413,
         )
     content = uploaded.read(limit + 1)
     if len(content) > limit:
-        raise PhotoError(f"The file is larger than {limit / 1e6:.0f} MB.", code="too_large", status=413)
+        raise PhotoError(
+            f"The file is larger than {megabytes(limit)}; photos up to {megabytes(limit)} can be uploaded.",
+            code="too_large",
+            status=413,
+        )
     _open_checked(content, None)
     check_smuggled(content)
     return content

@@ -8,6 +8,7 @@ pgvector's iterative scans, so a selective filter still returns k results.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -161,7 +162,8 @@ def match_score(distance: float | None, quantiles: Sequence[float]) -> int | Non
         low, high = quantiles[i - 1], quantiles[i]
         if distance <= high:
             fraction = 0.0 if high == low else (distance - low) / (high - low)
-            return round(100 - (i - 1 + fraction) * step)
+            # Halves round up, as JavaScript's Math.round in search.js (Python's round() would go to even).
+            return math.floor(100 - (i - 1 + fraction) * step + 0.5)
     return 0
 
 

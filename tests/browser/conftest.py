@@ -15,6 +15,17 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (*(flag for flag in CRAWLER_FLAGS if not flag.startswith("--window-size")), "--window-size=1280,1000")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Each browser module runs on one xdist worker (README's test command passes ``--dist loadgroup``):
+    its Chromium and its module-wide state (test_search_page's indexed catalog) are set up once, not per worker."""
+    here = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.path))
+        if path.parent == here:
+            item.add_marker(pytest.mark.xdist_group(f"browser-{path.stem}"))
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A headless Chromium with a fresh profile, shared by a module's tests (starting one costs seconds)."""

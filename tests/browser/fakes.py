@@ -30,12 +30,13 @@ class TwoBoxDetector(Detector):
 
 
 class SlowTwoBoxDetector(TwoBoxDetector):
-    """TwoBoxDetector that takes 1.5 s, like a cold model: the page's "still searching" feedback shows."""
+    """TwoBoxDetector that takes 0.8 s more, like a cold model: the page's "still searching" feedback (shown
+    after the page's ``data-slow-ms``, 300 ms in the test) and the busy state of a re-search can be seen."""
 
     name = "slow-two-box-test"
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Box]]:
         import time
 
-        time.sleep(1.5)
+        time.sleep(0.8)
         return super().detect(images)

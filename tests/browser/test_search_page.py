@@ -13,17 +13,20 @@ from collections import defaultdict
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions import interaction
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from catalog import services
 from catalog.importers import import_file
 from catalog.models import ProductImage
-from search.pipeline.registry import get_pipeline, reset_pipeline
-from search.tasks import process_images
+from core.photos import megabytes
+from search.pipeline.registry import reset_pipeline
 from tests.conftest import DEMO_DIR, demo_photo
+from tests.fixtures.indexed import index_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,15 +47,17 @@ OTHER_CATEGORIES = (
     "Longsleeve",
     "Top",
 )
+CATALOG_SIZE = sum(PRODUCTS_PER_CATEGORY.values()) + len(OTHER_CATEGORIES)
 TOP_LIKE = {"T-Shirt", "Polo", "Top", "Longsleeve", "Shirt", "Undershirt", "Blouse", "Hoodie"}
 
 
 def _catalog_subset() -> list[dict]:
-    """30 demo products across 13 categories, each with a SKU so cards can show one."""
+    """19 demo products across 13 categories (4 T-shirts, 4 shoes, one of each other category), each with a SKU
+    so cards can show one: enough for 12 results and 8 neighbours, small enough to index in seconds."""
     by_category = defaultdict(list)
     for product in json.loads((DEMO_DIR / "products.json").read_text()):
         by_category[product["category"]].append(product)
-    counts = {**PRODUCTS_PER_CATEGORY, **dict.fromkeys(OTHER_CATEGORIES, 2)}
+    counts = {**PRODUCTS_PER_CATEGORY, **dict.fromkeys(OTHER_CATEGORIES, 1)}
     subset = []
     for category, count in counts.items():
         for product in by_category[category][:count]:
@@ -73,34 +78,6 @@ def offline_profile(settings):
     reset_pipeline()
 
 
-# Garments of the catalog's photos by photo checksum: the first test indexes with the real pipeline, later
-# tests of the module store the same rows again instead of re-running the model (the database is flushed
-# after every live-server test).
-_INDEXED: dict[str, list[services.GarmentData]] = {}
-
-
-def _file_bytes(field) -> bytes:
-    if not field:
-        return b""
-    with field.open("rb") as handle:
-        return handle.read()
-
-
-def _remember_garments(images) -> None:
-    for image in images:
-        _INDEXED[image.sha256] = [
-            services.GarmentData(
-                label=garment.label,
-                score=garment.score,
-                box=garment.box,
-                embedding=list(garment.embedding),
-                mask_png=_file_bytes(garment.mask),
-                cutout_png=_file_bytes(garment.cutout),
-            )
-            for garment in image.garments.all()
-        ]
-
-
 @pytest.fixture
 def indexed_catalog(offline_profile, settings, tmp_path, transactional_db):
     """The subset imported, then indexed with the offline profile by ``process_images`` (what `manage.py index
@@ -111,17 +88,8 @@ def indexed_catalog(offline_profile, settings, tmp_path, transactional_db):
     report = import_file(source)
     assert not report.errors, report.errors
     images = list(ProductImage.objects.order_by("pk"))
-    assert len(images) == 30
-    if not all(image.sha256 in _INDEXED for image in images):
-        counts = process_images([image.pk for image in images])
-        assert counts["done"] == 30, counts
-        _remember_garments(ProductImage.objects.prefetch_related("garments"))
-        return
-    pipeline = get_pipeline()
-    space = services.ensure_embedding_space(model_id=pipeline.embedder_id, dim=pipeline.embedding_dim)
-    for image in images:
-        services.replace_garments(image=image, space=space, garments=_INDEXED[image.sha256])
-        services.mark_image_done(image)
+    assert len(images) == CATALOG_SIZE
+    index_images(images)
 
 
 def _open_search_page(browser, live_server):
@@ -209,6 +177,12 @@ def test_photo_search_ranks_tshirts_first_and_a_category_filter_applies(
     assert top[0] in TOP_LIKE, top
     assert top.count("T-Shirt") > top.count("Shoes"), top
 
+    # Paging past k: "Show more results" asks for twice as many; the whole catalog then fits.
+    browser.find_element(By.ID, "more-button").click()
+    cards = _wait_for_new_results(browser, cards[0])
+    assert len(cards) == CATALOG_SIZE
+    assert not browser.find_element(By.ID, "more-results").is_displayed()
+
     Select(browser.find_element(By.ID, "category")).select_by_visible_text("Shoes")  # re-searches on change
     cards = _wait_for_new_results(browser, cards[0])
     screenshot("search-2-filter-shoes")
@@ -224,34 +198,16 @@ def test_photo_search_ranks_tshirts_first_and_a_category_filter_applies(
     similar = _cards(browser, within="#similar-results")
     assert len(similar) == 8
     assert product_name not in [_card_text(card, ".card__title") for card in similar]
+    assert "Garments found" not in browser.page_source  # no pipeline output for shoppers
 
-
-def test_clicking_another_garment_box_searches_that_garment(
-    browser, live_server, indexed_catalog, settings, screenshot
-):
-    settings.LOOKALIKE_DETECTOR = "tests.browser.fakes.TwoBoxDetector"
-    reset_pipeline()
-    _open_search_page(browser, live_server)
-    _upload(browser, QUERY_PHOTO)
+    # The breadcrumb leads back to the results the shopper came from (photo and filter), not an empty page.
+    back = browser.find_element(By.ID, "back-to-results")
+    assert back.text == "Back to results"
+    assert "photo=" in back.get_attribute("href") and "category=Shoes" in back.get_attribute("href")
+    back.click()
     cards = _wait_for_cards(browser)
-
-    boxes = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")
-    assert [box.text.lower() for box in boxes] == ["top", "pants"]
-    assert [box.get_attribute("aria-pressed") for box in boxes] == ["true", "false"]  # the larger one first
-    left, right = (box.rect for box in boxes)
-    preview = browser.find_element(By.ID, "preview-image").rect
-    assert abs(left["x"] - preview["x"]) < 4 and abs(right["x"] + right["width"] - preview["x"] - preview["width"]) < 4
-    assert left["width"] > right["width"] > 0.4 * preview["width"]  # scaled to the preview's displayed size
-    assert "for the top" in browser.find_element(By.ID, "results-summary").text
-    screenshot("search-4-garment-top")
-
-    boxes[1].click()
-    _wait_for_new_results(browser, cards[0])
-    screenshot("search-5-garment-pants")
-
-    boxes = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")
-    assert [box.get_attribute("aria-pressed") for box in boxes] == ["false", "true"]
-    assert "for the pants" in browser.find_element(By.ID, "results-summary").text
+    assert _categories(cards) == ["Shoes"] * 4
+    assert Select(browser.find_element(By.ID, "category")).first_selected_option.text == "Shoes"
 
 
 def test_a_file_that_is_not_an_image_shows_the_reason(browser, live_server, tmp_path, screenshot):
@@ -282,6 +238,38 @@ def test_a_photo_dropped_on_an_unindexed_catalog_gets_the_notice(browser, live_s
     assert browser.find_element(By.ID, "preview-image").get_attribute("alt") == f"Your photo: {QUERY_PHOTO.name}"
     assert browser.find_element(By.ID, "results-summary").text == "0 similar products"
     assert not _cards(browser)
+
+
+def test_an_image_link_is_fetched_by_the_browser_and_searched(browser, live_server, offline_profile, screenshot):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    photo_id = "ab" * 16
+    default_storage.save(f"query-photos/{photo_id}", ContentFile(QUERY_PHOTO.read_bytes()))
+    _open_search_page(browser, live_server)
+    field = browser.find_element(By.ID, "image-url")
+    error = browser.find_element(By.ID, "photo-error")
+
+    field.send_keys("ftp://shop.example/photo.jpg", Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda d: error.is_displayed())
+    assert "not a web link" in error.text
+    assert "q=" not in browser.current_url, "Enter in the link field is not the text search"
+
+    field.clear()
+    field.send_keys("http://127.0.0.1:9/photo.jpg")  # nothing listens there: as a site that forbids CORS
+    browser.find_element(By.ID, "image-url-button").click()
+    WebDriverWait(browser, 10).until(lambda d: "couldn’t be loaded" in error.text)
+    assert "copy it and paste it here" in error.text
+
+    field.clear()
+    field.send_keys(f"{live_server.url}/photos/{photo_id}/", Keys.ENTER)
+    notice = WebDriverWait(browser, WAIT_SECONDS).until(
+        expected_conditions.visibility_of_element_located((By.ID, "search-notice"))
+    )
+    screenshot("search-15-image-link")
+    assert notice.text == "The catalog has not been indexed with the current model yet."  # it was searched
+    assert browser.find_element(By.ID, "preview-image").get_attribute("alt") == f"Your photo: {photo_id}"
+    assert not error.is_displayed()
 
 
 def test_text_search_without_a_photo_is_answered_by_the_server(browser, live_server, offline_profile, screenshot):
@@ -328,16 +316,17 @@ def test_feedback_url_restore_remove_and_paste(browser, live_server, indexed_cat
     browser.execute_script("document.getElementById('search-form').dataset.slowMs = '300';")
     _upload(browser, QUERY_PHOTO)
     # Cold: skeleton cards at once, then a message that the first search takes longer; never the empty state.
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .card--skeleton"))
+    quick = WebDriverWait(browser, 10, poll_frequency=0.05)
+    quick.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .card--skeleton"))
     assert not browser.find_element(By.ID, "empty-state").is_displayed()
-    WebDriverWait(browser, 10).until(lambda d: "first search loads the models" in _summary(d))
+    quick.until(lambda d: "first search loads the models" in _summary(d))
     screenshot("search-9-cold-feedback")
     cards = _wait_for_cards(browser)
     assert not browser.find_elements(By.CSS_SELECTOR, "#results .card--skeleton")
 
     # Warm re-search: the old cards stay (dimmed) while it runs, no skeletons.
     Select(browser.find_element(By.ID, "k")).select_by_visible_text("6")
-    WebDriverWait(browser, 10).until(lambda d: _summary(d).startswith("Searching"))
+    quick.until(lambda d: _summary(d).startswith("Searching"))
     assert browser.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
     assert not browser.find_elements(By.CSS_SELECTOR, "#results .card--skeleton")
     cards = _wait_for_new_results(browser, cards[0])
@@ -362,23 +351,116 @@ def test_feedback_url_restore_remove_and_paste(browser, live_server, indexed_cat
     assert _wait_for_cards(browser)
 
 
-def test_keyboard_focus_after_box_choice_and_errors_beside_their_controls(
+def _record_searches(browser):
+    """From now on, keep what each search sends to the API: ``window.searchedBoxes`` (the ``box`` field) and
+    ``window.sentPhotos`` (bytes and longer side of the photo sent)."""
+    browser.execute_script(
+        """
+        window.searchedBoxes = [];
+        window.sentPhotos = [];
+        const apiUrl = document.getElementById("search-form").dataset.apiUrl;
+        const original = window.fetch;
+        window.fetch = function (url, options) {
+            if (url === apiUrl && options && options.body instanceof FormData) {
+                window.searchedBoxes.push(options.body.get("box"));
+                const photo = options.body.get("image");
+                const sent = {bytes: photo.size, side: null};
+                window.sentPhotos.push(sent);
+                createImageBitmap(photo).then((bitmap) => { sent.side = Math.max(bitmap.width, bitmap.height); });
+            }
+            return original.apply(this, arguments);
+        };
+        """
+    )
+
+
+def _draw_region(browser, element, start, end, kind=interaction.POINTER_MOUSE):
+    """Press, drag and release across ``element`` with W3C pointer actions (offsets from its top-left corner):
+    the pointerdown/pointermove/pointerup events a real mouse or pen sends."""
+    rect = element.rect
+    # W3C offsets are from the element's centre.
+    to_centre = [(x - rect["width"] / 2, y - rect["height"] / 2) for x, y in (start, end)]
+    actions = ActionBuilder(browser, mouse=PointerInput(kind, f"{kind}-drawer"), duration=50)
+    actions.pointer_action.move_to(element, *to_centre[0]).pointer_down()
+    for step in (0.25, 0.5, 0.75, 1.0):
+        x = to_centre[0][0] + step * (to_centre[1][0] - to_centre[0][0])
+        y = to_centre[0][1] + step * (to_centre[1][1] - to_centre[0][1])
+        actions.pointer_action.move_to(element, x, y)
+    actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def test_garment_boxes_by_mouse_and_keyboard_a_drawn_region_and_errors_beside_their_controls(
     browser, live_server, indexed_catalog, settings, tmp_path, screenshot
 ):
+    """One two-garment photo search, then everything a shopper does with it: switch garments by mouse and by
+    keyboard (focus stays on the chosen box), draw a region, mistype prices, choose a file over the limit."""
     settings.LOOKALIKE_DETECTOR = "tests.browser.fakes.TwoBoxDetector"
     reset_pipeline()
     _open_search_page(browser, live_server)
     _upload(browser, QUERY_PHOTO)
     cards = _wait_for_cards(browser)
 
-    pants = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")[1]
-    browser.execute_script("arguments[0].focus();", pants)
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")
+    assert [box.text.lower() for box in boxes] == ["top", "pants"]
+    assert [box.get_attribute("aria-pressed") for box in boxes] == ["true", "false"]  # the larger one first
+    left, right = (box.rect for box in boxes)
+    preview = browser.find_element(By.ID, "preview-image").rect
+    assert abs(left["x"] - preview["x"]) < 4 and abs(right["x"] + right["width"] - preview["x"] - preview["width"]) < 4
+    assert left["width"] > right["width"] > 0.4 * preview["width"]  # scaled to the preview's displayed size
+    assert "for the top" in _summary(browser)
+    screenshot("search-4-garment-top")
+
+    # Mouse: the other box searches the pants.
+    boxes[1].click()
+    cards = _wait_for_new_results(browser, cards[0])
+    screenshot("search-5-garment-pants")
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")
+    assert [box.get_attribute("aria-pressed") for box in boxes] == ["false", "true"]
+    assert "for the pants" in _summary(browser)
+
+    # Keyboard: Enter on the top's box searches it, and focus stays on that box (the boxes are rebuilt).
+    browser.execute_script("arguments[0].focus();", boxes[0])
     ActionChains(browser).send_keys(Keys.ENTER).perform()
-    _wait_for_new_results(browser, cards[0])
+    cards = _wait_for_new_results(browser, cards[0])
     focused = browser.switch_to.active_element
-    assert focused.get_attribute("class") == "garment-box" and focused.get_attribute("data-index") == "1"
+    assert focused.get_attribute("class") == "garment-box" and focused.get_attribute("data-index") == "0"
     assert focused.get_attribute("aria-pressed") == "true"
+    assert "for the top" in _summary(browser)
     screenshot("search-11-keyboard-focus")
+
+    # Draw a region: a drag across the lower middle of the photo searches that box of the photo's pixels.
+    _record_searches(browser)
+    stage = browser.find_element(By.ID, "preview-stage")
+    width, height = stage.rect["width"], stage.rect["height"]
+    before = [_card_text(card, ".card__title") for card in cards]
+    _draw_region(browser, stage, (0.3 * width, 0.5 * height), (0.7 * width, 0.9 * height))
+    cards = _wait_for_new_results(browser, cards[0])
+    screenshot("search-14-drawn-region")
+
+    sent = browser.execute_script("return window.searchedBoxes")
+    assert len(sent) == 1 and sent[0], sent
+    x0, y0, x1, y1 = map(int, sent[0].split(","))
+    natural = browser.execute_script(
+        "const i = document.getElementById('preview-image'); return [i.naturalWidth, i.naturalHeight];"
+    )
+    # The box is in the photo's own pixels, where the drag was (within a few pixels of rounding).
+    sides = (natural[0], natural[1], natural[0], natural[1])
+    for value, expected, side in zip((x0, y0, x1, y1), (0.3, 0.5, 0.7, 0.9), sides, strict=True):
+        assert abs(value - expected * side) <= 0.03 * side, (sent, natural)
+    region = browser.find_element(By.ID, "region-box")
+    assert region.is_displayed()
+    assert abs(region.rect["width"] - 0.4 * width) < 6 and abs(region.rect["height"] - 0.4 * height) < 6
+    assert "for the region you drew" in _summary(browser)
+    assert browser.find_element(By.ID, "preview-caption").text == "Searching the region you drew."
+    assert [box.get_attribute("aria-pressed") for box in browser.find_elements(By.CSS_SELECTOR, ".garment-box")] == [
+        "false",
+        "false",
+    ]
+    assert [_card_text(card, ".card__title") for card in cards] != before
+    assert f"box={x0}%2C{y0}%2C{x1}%2C{y1}" in browser.current_url  # a drawn region has a URL too
+
+    region_url = browser.current_url
 
     # Contradicting prices: the message sits under the price fields, in the page's words; the boxes stay.
     browser.find_element(By.ID, "min_price").send_keys("50")
@@ -391,16 +473,49 @@ def test_keyboard_focus_after_box_choice_and_errors_beside_their_controls(
     assert len(browser.find_elements(By.CSS_SELECTOR, "#garment-boxes .garment-box")) == 2
     screenshot("search-12-price-error")
 
-    # A file over the limit is refused before any upload, beside the photo control, with README's limit.
+    # Offline: a filter change says so in words, beside the search button (not "Failed to fetch").
+    browser.execute_cdp_cmd("Network.enable", {})
+    offline = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": True})
+    try:
+        Select(browser.find_element(By.ID, "category")).select_by_visible_text("Shoes")
+        error = WebDriverWait(browser, 10).until(
+            expected_conditions.visibility_of_element_located((By.ID, "form-error"))
+        )
+        assert "offline" in error.text and "Failed to fetch" not in error.text
+        assert not browser.find_element(By.ID, "price-error").is_displayed()
+    finally:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+
+    # A file over the limit is refused before any upload, beside the photo control, with the configured limit.
     big = tmp_path / "huge.jpg"
     big.write_bytes(b"\0" * (settings.MAX_UPLOAD_BYTES + 1))
     _upload(browser, big)
     error = WebDriverWait(browser, 10).until(expected_conditions.visibility_of_element_located((By.ID, "photo-error")))
-    assert "up to 15 MB" in error.text
+    assert f"up to {megabytes(settings.MAX_UPLOAD_BYTES)}" in error.text
     assert not _cards(browser)
 
+    # The drawn region's URL restores that search: the photo, the region drawn on it, its results.
+    browser.get(region_url)
+    _wait_for_cards(browser)
+    region = browser.find_element(By.ID, "region-box")
+    assert region.is_displayed()
+    assert abs(region.rect["width"] - 0.4 * width) < 6 and abs(region.rect["height"] - 0.4 * height) < 6
+    assert "for the region you drew" in _summary(browser)
 
-def test_phone_layout_scrolls_to_two_cards_per_row(browser, live_server, indexed_catalog, screenshot):
+
+def test_phone_layout_scrolls_to_two_cards_per_row(
+    browser, live_server, indexed_catalog, settings, tmp_path, screenshot
+):
+    """A phone's big photo (over the upload limit here) is shrunk in the browser and searched, and the page
+    scrolls to results two per row."""
+    from PIL import Image
+
+    big = tmp_path / "phone-photo.jpg"
+    with Image.open(QUERY_PHOTO) as photo:
+        scale = 3600 / max(photo.size)
+        photo.convert("RGB").resize((round(photo.width * scale), round(photo.height * scale))).save(big, quality=97)
+    settings.MAX_UPLOAD_BYTES = big.stat().st_size // 2  # as a 17 MB phone photo against 15 MB
     browser.set_window_size(390, 844)
     browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     try:
@@ -409,15 +524,21 @@ def test_phone_layout_scrolls_to_two_cards_per_row(browser, live_server, indexed
         assert browser.find_element(By.CSS_SELECTOR, ".camera-button").is_displayed()
         assert browser.find_element(By.ID, "camera-input").get_attribute("capture") == "environment"
         assert browser.find_element(By.ID, "filters").get_attribute("open") is None  # collapsed on a phone
-        _upload(browser, QUERY_PHOTO)
+        screenshot("search-13-phone-start")
+        _record_searches(browser)
+        _upload(browser, big)
         cards = _wait_for_cards(browser)
+        sent = WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script("const s = window.sentPhotos; return s.length && s[0].side && s;")
+        )
+        assert sent[0]["bytes"] <= settings.MAX_UPLOAD_BYTES and sent[0]["side"] == 1600  # LOOKALIKE_MAX_IMAGE_SIDE
         WebDriverWait(browser, 10).until(lambda d: d.execute_script("return window.scrollY") > 300)
         top = browser.execute_script("return document.getElementById('results-panel').getBoundingClientRect().top")
         assert abs(top) < 40, top
         rows = [card.rect["y"] for card in cards[:3]]
         assert rows[0] == rows[1] < rows[2]  # two cards per row
         assert round(cards[0].rect["height"]) == round(cards[1].rect["height"])  # even heights in a row
-        screenshot("search-13-phone-results")
+        screenshot("search-16-phone-results")
     finally:
         browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
         browser.set_window_size(1280, 1000)

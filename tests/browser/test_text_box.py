@@ -68,10 +68,10 @@ def offline_catalog(settings):
 
 
 def _card_names(browser) -> list[str]:
-    return [
-        card.find_element(By.CSS_SELECTOR, ".card__link").text
-        for card in browser.find_elements(By.CSS_SELECTOR, "#results .card")
-    ]
+    """Read in one script: cards replaced between two WebDriver calls would be stale elements."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('#results .card .card__link'), (a) => a.textContent.trim());"
+    )
 
 
 def test_the_text_box_searches_words_in_the_offline_profile(browser, live_server, offline_catalog, screenshot):

@@ -100,6 +100,10 @@ def test_serve_runs_web_and_worker_and_stops_everything_on_sigterm(pg_data_dir, 
         started = log.read_text()
         assert "Pipeline profile: offline" in started
         assert f"embedded PostgreSQL, database serve, data in {pg_data_dir}" in started
+        deadline = time.monotonic() + 90  # each web worker warms the models in the background (search/warmup.py)
+        while "Models warmed in" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
         status, css = _get(f"http://127.0.0.1:{port}/static/search/search.css")
         assert status == 200 and css, "WhiteNoise serves static files with DEBUG=0"
 

@@ -138,3 +138,24 @@ def test_pillows_own_bomb_limit_is_reported_as_decode_error(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
     with pytest.raises(PhotoError, match="too many pixels"):
         load_image(encode(Image.new("L", (100, 100)), "PNG"), max_side=1000)
+
+
+def test_size_limits_are_worded_from_the_setting_in_binary_megabytes():
+    from core.photos import megabytes
+
+    assert megabytes(15 * 2**20) == "15 MB"  # MAX_UPLOAD_BYTES's default: README's "15 MB", never "16 MB"
+    assert megabytes(15 * 2**20 + 1) == "15.0 MB"
+    assert megabytes(int(2.5 * 2**20)) == "2.5 MB"
+    assert megabytes(1000) == "1000 bytes" and megabytes(4096) == "4 KB"
+
+
+def test_an_upload_over_the_limit_states_the_configured_limit(settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from core.photos import PhotoError, read_upload
+
+    settings.MAX_UPLOAD_BYTES = 15 * 2**20
+    big = SimpleUploadedFile("big.jpg", b"\0" * (15 * 2**20 + 10), content_type="image/jpeg")
+    with pytest.raises(PhotoError) as error:
+        read_upload(big)
+    assert error.value.status == 413 and "photos up to 15 MB can be uploaded" in str(error.value)

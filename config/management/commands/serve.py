@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+GUNICORN_CONFIG = "python:config.gunicorn_conf"
 
 
 class Command(BaseCommand):
@@ -66,7 +67,10 @@ class Command(BaseCommand):
         config = PipelineConfig.from_settings()
         profile = resolved_profile(config)
         stages = ", ".join(f"{stage} {name}" for stage, name in config.stage_names(profile).items())
-        self.stdout.write(f"Pipeline profile: {profile} (LOOKALIKE_PROFILE={config.profile}; {stages})")
+        if settings.LOOKALIKE_INFERENCE_URL:  # the models run in the service, not in these processes
+            self.stdout.write(f"Pipeline: the inference service at {settings.LOOKALIKE_INFERENCE_URL}")
+        else:
+            self.stdout.write(f"Pipeline profile: {profile} (LOOKALIKE_PROFILE={config.profile}; {stages})")
         self.stdout.write(f"Database: {database_location()}")
         broker = "Redis" if settings.REDIS_URL else "the database (ORM broker)"
         self.stdout.write(f"Web: http://{bind}/ (gunicorn); task queue: {broker}")
@@ -75,6 +79,7 @@ class Command(BaseCommand):
     def _start_web(self, bind: str, workers: int, threads: int) -> subprocess.Popen:
         command = [
             sys.executable, "-m", "gunicorn", "config.wsgi:application",
+            "--config", GUNICORN_CONFIG,  # each worker warms the models in the background (search/warmup.py)
             "--bind", bind, "--workers", str(workers), "--threads", str(threads),
             "--worker-class", "gthread" if threads > 1 else "sync",
             "--timeout", str(settings.WEB_TIMEOUT_SECONDS),

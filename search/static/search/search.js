@@ -40,7 +40,7 @@
   var photosUrl = form.dataset.photosUrl;
   var csrfToken = form.dataset.csrfToken;
   var maxBytes = Number(form.dataset.maxBytes);
-  var maxMb = form.dataset.maxMb;
+  var maxSize = form.dataset.maxSize; // "15 MB": core.photos.megabytes, the same words as every message
   var MAX_SIDE = 1600; // what the server shrinks to anyway (LOOKALIKE_MAX_IMAGE_SIDE)
   var FILTERS = form.dataset.filters.split(","); // the page view names them (catalog.vocabulary)
   var LABELS = { min_price: "min price", max_price: "max price", k: "number of results" };
@@ -176,7 +176,7 @@
       .then(function (ready) {
         if (ready.size > maxBytes) {
           throw new Error(
-            "This photo is " + (ready.size / 1048576).toFixed(1) + " MB; photos up to " + maxMb + " MB can be searched."
+            "This photo is " + (ready.size / 1048576).toFixed(1) + " MB; photos up to " + maxSize + " can be searched."
           );
         }
         return ready;
@@ -205,7 +205,7 @@
     selection = restore ? restore.selection : null;
     boxesLayer.replaceChildren();
     chosenGarment = null;
-    regionBox.hidden = !(selection && selection.box);
+    regionBox.hidden = true;
     clearErrors();
     preview.hidden = !file;
     dropzone.classList.toggle("has-photo", Boolean(file));
@@ -229,6 +229,9 @@
         photoUrl = URL.createObjectURL(ready);
         previewImage.hidden = false;
         previewImage.src = photoUrl;
+        if (selection && selection.box) {
+          placeRegion(selection.box); // a restored /?photo=...&box=... shows the region it searches
+        }
         previewImage.alt = "Your photo: " + file.name;
         previewCaption.textContent = file.name;
         if (!photoId) {
@@ -561,7 +564,29 @@
     }
   }
 
-  // Draw a region: press on the photo and drag; a press without a drag is a plain click on a garment box.
+  // The region box in percentages of the photo's own pixels: it follows the preview at any displayed size.
+  function placeRegion(box) {
+    var width = previewImage.naturalWidth;
+    var height = previewImage.naturalHeight;
+    if (!width || !height) {
+      previewImage.addEventListener(
+        "load",
+        function () {
+          placeRegion(box);
+        },
+        { once: true }
+      );
+      return;
+    }
+    regionBox.style.left = (100 * box[0]) / width + "%";
+    regionBox.style.top = (100 * box[1]) / height + "%";
+    regionBox.style.width = (100 * (box[2] - box[0])) / width + "%";
+    regionBox.style.height = (100 * (box[3] - box[1])) / height + "%";
+    regionBox.hidden = false;
+  }
+
+  // Draw a region: press on the photo and drag (mouse, pen or finger: pointer events); a press without a drag
+  // is a plain click on a garment box.
   var drag = null;
   var justDrew = false;
   stage.addEventListener("pointerdown", function (event) {
@@ -613,6 +638,7 @@
       regionBox.hidden = true;
       return;
     }
+    placeRegion(box);
     search({ box: box });
   }
   window.addEventListener("pointerup", endDrag);
@@ -633,7 +659,63 @@
     chosenFile(cameraInput);
   });
 
-  // Paste a photo (a screenshot, an image copied from another site) anywhere on the page.
+  // Search by image link: the *browser* fetches it (the shop's server never fetches shopper-given URLs, so it
+  // cannot be steered into its own network); a site that forbids that (CORS) gets the copy-and-paste advice.
+  var urlInput = $("image-url");
+  function searchLink(text) {
+    var link = null;
+    try {
+      link = new URL(text.trim(), window.location.href);
+    } catch (e) {
+      link = null;
+    }
+    if (!link || !/^https?:$/.test(link.protocol)) {
+      showError("That is not a web link to a photo (it should start with https://).", "photo");
+      return;
+    }
+    clearErrors();
+    previewCaption.textContent = "Fetching the photo…";
+    fetch(link.href, { mode: "cors", credentials: "omit", referrerPolicy: "no-referrer" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("That link answered with error " + response.status + "; check it and try again.");
+        }
+        return response.blob();
+      })
+      .then(function (blob) {
+        var type = (blob.type || "").split(";")[0];
+        if (type && !/^image\//.test(type) && type !== "application/octet-stream") {
+          throw new Error("That link is not a photo (it is " + type + ").");
+        }
+        var name = link.pathname.split("/").filter(Boolean).pop() || "linked photo";
+        try {
+          name = decodeURIComponent(name);
+        } catch (e) {
+          /* keep it encoded */
+        }
+        setPhoto(new File([blob], name, { type: /^image\//.test(type) ? type : "image/jpeg" }));
+      })
+      .catch(function (error) {
+        showError(
+          error instanceof TypeError
+            ? "That photo couldn’t be loaded here: its site may not let other sites use it. Open the photo there, copy it and paste it here."
+            : error.message,
+          "photo"
+        );
+      });
+  }
+  $("image-url-button").addEventListener("click", function () {
+    searchLink(urlInput.value);
+  });
+  urlInput.addEventListener("keydown", function (event) {
+    if (event.key === "Enter") {
+      event.preventDefault(); // not the form's text search
+      searchLink(urlInput.value);
+    }
+  });
+
+  // Paste a photo (a screenshot, an image copied from another site) anywhere on the page; a pasted image link
+  // outside a text field is searched as a link.
   document.addEventListener("paste", function (event) {
     var data = event.clipboardData;
     var files = data ? Array.prototype.slice.call(data.files || []) : [];
@@ -643,6 +725,14 @@
     if (image) {
       event.preventDefault();
       setPhoto(image);
+      return;
+    }
+    var text = data ? (data.getData("text/plain") || "").trim() : "";
+    var typing = event.target && /^(INPUT|TEXTAREA)$/.test(event.target.tagName);
+    if (!typing && /^https?:\/\/\S+$/.test(text)) {
+      event.preventDefault();
+      urlInput.value = text;
+      searchLink(text);
     }
   });
 
@@ -743,6 +833,8 @@
         setPhoto(new File([blob], "shared photo", { type: blob.type || "image/jpeg" }), restore);
       })
       .catch(function () {
+        summary.textContent = "";
+        emptyState.hidden = false;
         showError("That photo is no longer available; choose it again to search.", "photo");
       });
   }
