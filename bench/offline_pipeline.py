@@ -13,6 +13,9 @@ garments matched by a detected box at IoU >= .5, the truth being U2-Net-p's box 
 "self@1" = share of garments whose matched box, searched (exact cosine) against the catalog of all
 source photos processed alone, returns its own photo first.
 
+Person photos (--person): tests/fixtures/person/ with garment boxes labelled by hand (PERSON_TRUTH);
+recall of the upper/lower boxes at IoU >= .5, and the detector's seconds per photo with and without pose.
+
 Runtimes: EfficientNet-Lite0 (embedder and box labeller) under PyTorch vs ONNX Runtime (exported once
 into LOOKALIKE_MODEL_CACHE_DIR), agreement on the demo photos: cosine of each embedding to PyTorch's,
 top-10 neighbour overlap, ImageNet top-1 agreement. U2-Net-p variants (session options, smaller input,
@@ -24,6 +27,7 @@ garment rows written; photos per wall-clock second at 1 and 2 threads.
 
     python bench/offline_pipeline.py               # --images 8 --pairs 20; about 3 minutes
     python bench/offline_pipeline.py --runtimes --end-to-end --pairs 0 --threads 1,2
+    python bench/offline_pipeline.py --person --skip-stages --pairs 0 --threads 1   # person photos, pose cost
 """
 
 from __future__ import annotations
@@ -251,6 +255,53 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
     )
 
 
+# Person photos (tests/fixtures/person/, see ATTRIBUTION.md) and their garments' boxes, labelled by hand
+# (x0, y0, x1, y1): "upper" = what is worn on the torso, "lower" = trousers/skirt/shorts where visible.
+PERSON_TRUTH = {
+    "astronaut.jpg": {"upper": (18, 175, 362, 512)},  # flight suit; hips out of the photo
+    "camera.jpg": {"upper": (0, 105, 300, 512), "lower": (92, 455, 152, 512)},  # long coat; a strip of trousers
+}
+
+
+def person_photos(threads: int, repeat: int) -> None:
+    """Shop the look on person photos: box recall of upper/lower at IoU >= .5 against hand-labelled boxes,
+    and the seconds per photo that pose (person detector, landmarks, face gate) adds to the detector."""
+    import torch
+    from PIL import Image
+
+    from search.pipeline.base import Box
+    from search.pipeline.offline import SalientDetector, SalientModel, shared_classifier
+    from search.pipeline.pose import PoseModel
+
+    torch.set_num_threads(threads)
+    salient, classifier = SalientModel.load(threads), shared_classifier()
+    plain = SalientDetector(salient, classifier)
+    posed = SalientDetector(salient, classifier, pose=PoseModel.load(threads))
+    folder = ROOT / "tests" / "fixtures" / "person"
+    people = [Image.open(folder / name).convert("RGB") for name in PERSON_TRUTH]
+    found = {"upper": [0, 0], "lower": [0, 0]}
+    for (name, truth), boxes in zip(PERSON_TRUTH.items(), posed.detect(people), strict=True):
+        print(f"  {name}: " + ", ".join(f"{b.label} {tuple(int(v) for v in b.as_tuple())}" for b in boxes))
+        for region, bounds in truth.items():
+            target = Box(*bounds, label=region)
+            best = max((b.iou(target) for b in boxes), default=0.0)
+            found[region][0] += best >= 0.5
+            found[region][1] += 1
+            print(f"    {region}: best IoU {best:.2f}")
+    for region, (hit, total) in found.items():
+        print(f"person photos: {region} box recall at IoU >= .5: {hit} of {total}")
+    garments = [Image.open(path).convert("RGB") for path, _ in demo_photos()[:8]]
+    for what, photos in (("person photos", people), ("garment photos", garments)):
+        for photo in photos:
+            salient.saliency(photo)  # U2-Net-p remembered: only the detector's own work is timed
+        t_plain = best_of(repeat, lambda photos=photos: plain.detect(photos)) / len(photos)
+        t_posed = best_of(repeat, lambda photos=photos: posed.detect(photos)) / len(photos)
+        print(
+            f"  {what} ({len(photos)}): detect {t_plain:.3f} s/photo without pose, {t_posed:.3f} with "
+            f"(+{t_posed - t_plain:.3f} s, {threads} thread{'s' if threads > 1 else ''})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=8)
@@ -258,6 +309,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runtimes", action="store_true", help="EfficientNet-Lite0: torch vs ONNX Runtime")
+    parser.add_argument("--person", action="store_true", help="upper/lower boxes on person photos, pose cost")
     parser.add_argument("--end-to-end", action="store_true", help="search.tasks.process_images with a database")
     parser.add_argument("--skip-stages", action="store_true", help="no per-stage timings")
     parser.add_argument("--limit", type=int, default=102, help="demo photos end to end (default all 102)")
@@ -276,6 +328,9 @@ def main() -> None:
     if not args.skip_stages:
         for threads in threads_list:
             time_stages(photos, threads, args.repeat)
+    if args.person:
+        for threads in threads_list:
+            person_photos(threads, args.repeat)
     if args.end_to_end:
         end_to_end(threads_list, args.batch, args.limit)
     if args.pairs:

@@ -41,12 +41,15 @@ class PipelineConfig:
     max_image_side: int = 1600
     min_box_area: float = 0.01
     box_iou: float = 0.7
+    pose: bool = True  # offline detector: person photos split into upper/lower/feet (pose.py)
     label_map: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_LABEL_MAP))
     local_files_only: bool = False
     embedder_runtime: str = "auto"  # auto (onnx on the CPU when onnxruntime is installed) | onnx | torch
     model_cache_dir: str = ".models/cache"  # where exported (ONNX) models are written once
     detector_num_beams: int = 3
     detector_max_new_tokens: int = 256
+    embedding_center: str = "bundled"  # efficientnet-lite0: bundled garment mean | off | path to an .npy
+    cutout_square: bool = True  # the embedder sees a long garment whole, not centre-cropped
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> PipelineConfig:
@@ -81,11 +84,14 @@ class PipelineConfig:
             max_image_side=getattr(settings, "LOOKALIKE_MAX_IMAGE_SIDE", defaults.max_image_side),
             min_box_area=getattr(settings, "LOOKALIKE_MIN_BOX_AREA", defaults.min_box_area),
             box_iou=getattr(settings, "LOOKALIKE_BOX_IOU", defaults.box_iou),
+            pose=bool(getattr(settings, "LOOKALIKE_POSE", defaults.pose)),
             label_map=merge_label_map(overrides),
             embedder_runtime=getattr(settings, "LOOKALIKE_EMBEDDER_RUNTIME", defaults.embedder_runtime),
             model_cache_dir=str(getattr(settings, "LOOKALIKE_MODEL_CACHE_DIR", defaults.model_cache_dir)),
             detector_num_beams=getattr(settings, "LOOKALIKE_OD_NUM_BEAMS", defaults.detector_num_beams),
             detector_max_new_tokens=getattr(settings, "LOOKALIKE_OD_MAX_NEW_TOKENS", defaults.detector_max_new_tokens),
+            embedding_center=getattr(settings, "LOOKALIKE_EMBEDDING_CENTER", defaults.embedding_center),
+            cutout_square=getattr(settings, "LOOKALIKE_CUTOUT_SQUARE", defaults.cutout_square),
         )
 
     @cached_property

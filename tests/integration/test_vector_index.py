@@ -11,7 +11,8 @@ from catalog import services
 from catalog.models import Garment, Product, ProductImage
 from search import selectors
 
-pytestmark = pytest.mark.django_db
+# One worker builds the module-wide HNSW table once (README's test command passes --dist loadgroup).
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("vector-index")]
 
 DIM = 64
 ROWS = 12000

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from core.photos import load_image
-from search.pipeline.base import PipelineError, UnsupportedOperation
+from search.pipeline.base import ModelLoadError, PipelineError, UnsupportedOperation, l2_normalize
 from search.pipeline.embedders import ClipEmbedder, imagenet_batch, projected_embeddings
 from search.pipeline.loading import model_id_for
 
@@ -99,3 +99,39 @@ def test_efficientnet_sees_a_photo_and_its_crop_as_similar(efficientnet_embedder
     crop = photo.crop((photo.width // 10, photo.height // 10, photo.width * 9 // 10, photo.height * 9 // 10))
     vectors = efficientnet_embedder.embed_images([photo, crop, load_image(other, max_side=800)])
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+def test_bundled_garment_mean_spreads_unrelated_garments_and_names_its_own_space(efficientnet_embedder):
+    from search.pipeline.embedders import EfficientNetLiteEmbedder, load_center
+
+    center = load_center("bundled")
+    centred = EfficientNetLiteEmbedder(efficientnet_embedder.model, center=center)
+    paths = [path for category in ("T-Shirt", "Shoes", "Pants") for path in real_photos(category, 2)]
+    photos = [load_image(path, max_side=800) for path in paths]
+    raw, moved = efficientnet_embedder.embed_images(photos), centred.embed_images(photos)
+    np.testing.assert_allclose(np.linalg.norm(moved, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(moved, l2_normalize(raw - center), atol=1e-5)  # normalise, subtract, normalise
+    unrelated = [(0, 2), (0, 4), (2, 4), (1, 3), (1, 5), (3, 5)]  # pairs of different categories
+    assert np.mean([moved[a] @ moved[b] for a, b in unrelated]) < np.mean([raw[a] @ raw[b] for a, b in unrelated]) - 0.1
+    assert centred.model_id.startswith("efficientnet-lite0-centred-")
+    assert centred.model_id != efficientnet_embedder.model_id
+    other = EfficientNetLiteEmbedder(efficientnet_embedder.model, center=center * 0.5)
+    assert other.model_id != centred.model_id, "another centre, another embedding space: vectors never mix"
+
+
+@pytest.mark.parametrize("setting", ["", "off", "none"])
+def test_embedding_centre_can_be_switched_off(setting):
+    from search.pipeline.embedders import load_center
+
+    assert load_center(setting) is None
+
+
+def test_a_bad_embedding_centre_file_is_a_clear_load_error(tmp_path):
+    from search.pipeline.embedders import load_center
+
+    with pytest.raises(ModelLoadError, match="Could not load the embedding centre"):
+        load_center(str(tmp_path / "missing.npy"))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.ones(512, dtype=np.float32))
+    with pytest.raises(ModelLoadError, match="1280 finite numbers"):
+        load_center(str(wrong))

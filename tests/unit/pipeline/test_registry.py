@@ -23,7 +23,8 @@ def test_offline_profile_needs_no_model_hub(offline_settings):
     assert isinstance(pipeline.detector, WholeImageDetector)
     assert isinstance(pipeline.segmenter, BoxSegmenter)
     assert isinstance(pipeline.embedder, EfficientNetLiteEmbedder)
-    assert (pipeline.profile, pipeline.embedder_id, pipeline.embedding_dim) == ("offline", "efficientnet-lite0", 1280)
+    assert (pipeline.profile, pipeline.embedding_dim) == ("offline", 1280)
+    assert pipeline.embedder_id.startswith("efficientnet-lite0-centred-"), "the bundled garment mean is on by default"
     assert registry.describe() == "profile offline: whole-image detector, box segmenter, efficientnet-lite0"
     with pytest.raises(UnsupportedOperation):
         pipeline.embed_text(["red dress"])
