@@ -23,7 +23,7 @@ format:
 	ruff check --fix .
 
 test:
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n 2 --dist loadgroup
 
 test-unit:
 	$(NO_DATABASE) OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q tests/unit

@@ -253,8 +253,9 @@ WEB_BIND = env_str("WEB_BIND", "127.0.0.1:8000")
 WEB_WORKERS = env_int("WEB_WORKERS", 2)
 WEB_THREADS = env_int("WEB_THREADS", 4)
 WEB_TIMEOUT_SECONDS = env_int("WEB_TIMEOUT_SECONDS", 120)
-# One cache for every process (throttle budgets, cached scores): Redis when REDIS_URL is set, else a table
-# in the database (made by ``migrate``: config/migrations), never per-process memory.
+# One cache for every process (cached scores): Redis when REDIS_URL is set, else a table in the database
+# (made by ``migrate``: config/migrations), never per-process memory. Throttle budgets have a table of
+# their own (core.throttling: atomic across processes).
 if env_str("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("REDIS_URL")}}
 else:
@@ -355,16 +356,33 @@ LOOKALIKE_DEVICE = env_str("LOOKALIKE_DEVICE", "auto")  # auto (cuda > mps > cpu
 LOOKALIKE_DTYPE = env_str("LOOKALIKE_DTYPE", "auto")  # auto (fp16 on cuda, else fp32) | fp32 | fp16 | bf16
 LOOKALIKE_TORCH_THREADS = env_int("LOOKALIKE_TORCH_THREADS", 0)  # 0 = torch's default
 LOOKALIKE_BATCH_SIZE = env_int("LOOKALIKE_BATCH_SIZE", 16)  # images per model call
+# Web workers of `manage.py serve` load the models in the background at start (search/warmup.py).
+LOOKALIKE_WARMUP = env_bool("LOOKALIKE_WARMUP", True)
 LOOKALIKE_MAX_IMAGE_SIDE = env_int("LOOKALIKE_MAX_IMAGE_SIDE", 1600)  # decoded photos are shrunk to this
 LOOKALIKE_MIN_BOX_AREA = env_float("LOOKALIKE_MIN_BOX_AREA", 0.01)  # detections below this image fraction dropped
 LOOKALIKE_BOX_IOU = env_float("LOOKALIKE_BOX_IOU", 0.7)  # same-label boxes overlapping more are duplicates
+# Offline detector: on photos of a person, boxes for upper body, lower body and feet (MediaPipe pose).
+LOOKALIKE_POSE = env_bool("LOOKALIKE_POSE", True)
 LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector label": "category" or null}
-# EfficientNet-Lite0 in ONNX Runtime (exported once into the cache folder) or PyTorch; auto = onnx on the CPU.
+# EfficientNet-Lite0 and CLIP's text tower in ONNX Runtime (exported once into the cache folder) or PyTorch;
+# auto = onnx on the CPU.
 LOOKALIKE_EMBEDDER_RUNTIME = env_str("LOOKALIKE_EMBEDDER_RUNTIME", "auto")  # auto | onnx | torch
 LOOKALIKE_MODEL_CACHE_DIR = env_str("LOOKALIKE_MODEL_CACHE_DIR", str(BASE_DIR / ".models" / "cache"))
 # Florence-2 <OD> decoding: beams (1 = greedy) and the token cap (~6 tokens per box: label + 4 locations).
 LOOKALIKE_OD_NUM_BEAMS = env_int("LOOKALIKE_OD_NUM_BEAMS", 3)
 LOOKALIKE_OD_MAX_NEW_TOKENS = env_int("LOOKALIKE_OD_MAX_NEW_TOKENS", 256)
+# efficientnet-lite0 vectors minus a garment mean (bench/garment_mean.py): bundled | off | path to an .npy
+LOOKALIKE_EMBEDDING_CENTER = env_str("LOOKALIKE_EMBEDDING_CENTER", "bundled")
+# Cutouts padded to a square before the embedder's centre crop, so a dress or trousers are seen whole
+LOOKALIKE_CUTOUT_SQUARE = env_bool("LOOKALIKE_CUTOUT_SQUARE", True)
+# Inference service (search/pipeline/service.py, `manage.py inference_server`): with a URL, web processes
+# and workers call it instead of loading models (search/pipeline/remote.py); empty = models in-process.
+LOOKALIKE_INFERENCE_URL = env_str("LOOKALIKE_INFERENCE_URL", "")  # e.g. http://inference:8100
+LOOKALIKE_INFERENCE_TIMEOUT_SECONDS = env_float("LOOKALIKE_INFERENCE_TIMEOUT_SECONDS", 120.0)  # per request
+LOOKALIKE_INFERENCE_BIND = env_str("LOOKALIKE_INFERENCE_BIND", "127.0.0.1:8100")  # where the service listens
+LOOKALIKE_INFERENCE_MAX_BATCH_SIZE = env_int("LOOKALIKE_INFERENCE_MAX_BATCH_SIZE", 8)  # requests per batch
+LOOKALIKE_INFERENCE_BATCH_TIMEOUT = env_float("LOOKALIKE_INFERENCE_BATCH_TIMEOUT", 0.02)  # s to fill a batch
+LOOKALIKE_INFERENCE_IDLE_UNLOAD_SECONDS = env_float("LOOKALIKE_INFERENCE_IDLE_UNLOAD_SECONDS", 300.0)  # 0 = never
 # --- end pipeline settings ------------------------------------------------------------------------
 
 # --- search ---------------------------------------------------------------------------------------
