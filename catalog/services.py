@@ -241,7 +241,10 @@ def ensure_embedding_space(*, model_id: str, dim: int) -> EmbeddingSpace:
             f"model {model_id!r} was registered with {space.dim} dimensions but now produces {dim}; "
             "use a new model id for different weights"
         )
-    with connection.cursor() as cursor:
+    # Workers that meet a new space at the same moment would each run CREATE INDEX IF NOT EXISTS, and
+    # PostgreSQL lets only one of them through (the others fail with a duplicate pg_class key): one at a time.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('lookalike-space-index'), %s)", [space.pk])
         cursor.execute(  # this schema only: an evaluation schema has a space of its own
             "SELECT 1 FROM pg_indexes WHERE indexname = %s AND schemaname = current_schema()", [space.index_name]
         )

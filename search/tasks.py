@@ -105,7 +105,7 @@ def _read_photo(image: ProductImage):
     return load_image(content, max_side=get_pipeline().max_side)
 
 
-def _schedule_retry(image: ProductImage) -> None:
+def _schedule_retry(image: ProductImage, reason: str) -> None:
     delay = retry_delay_seconds(image.attempts)
     Schedule.objects.create(
         name=f"retry-image-{image.pk}-attempt-{image.attempts + 1}",
@@ -115,7 +115,7 @@ def _schedule_retry(image: ProductImage) -> None:
         repeats=1,
         next_run=timezone.now() + timedelta(seconds=delay),
     )
-    logger.info("image %s failed (attempt %s); retry in %.0f s", image.pk, image.attempts, delay)
+    logger.info("image %s failed (attempt %s: %s); retry in %.0f s", image.pk, image.attempts, reason, delay)
 
 
 def _still_claimed(image: ProductImage) -> bool:
@@ -142,9 +142,10 @@ def _fail(image: ProductImage, exc: BaseException) -> bool:
         if not _still_claimed(image):
             _taken_over(image)
             return False
-        services.mark_image_failed(image, f"{type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {exc}"
+        services.mark_image_failed(image, reason)
         if image.attempts < settings.IMAGE_MAX_ATTEMPTS:
-            _schedule_retry(image)
+            _schedule_retry(image, reason)
     return True
 
 

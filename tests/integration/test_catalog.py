@@ -310,3 +310,36 @@ class TestStoredFilesFollowTheirRows:
             (new,) = services.replace_garments(image=image, space=space, garments=[data])
         assert not os.path.exists(old.mask.path) and not os.path.exists(old.cutout.path)
         assert os.path.exists(image.file.path) and os.path.exists(new.mask.path) and os.path.exists(new.cutout.path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_meeting_a_new_embedding_space_at_once_all_get_it_and_one_index():
+    """Two workers that start on a new model together both call ensure_embedding_space: without a lock the
+    second CREATE INDEX IF NOT EXISTS failed with a duplicate pg_class key (and its photo with it)."""
+    import threading
+
+    from django.db import connection, connections
+
+    barrier = threading.Barrier(6)
+    errors, spaces = [], []
+
+    def first_photo_of_a_worker():
+        try:
+            barrier.wait()
+            spaces.append(services.ensure_embedding_space(model_id="new-model", dim=8).pk)
+        except Exception as exc:  # the failure this test is about
+            errors.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first_photo_of_a_worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(spaces) == 6 and len(set(spaces)) == 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = %s", [f"catalog_garment_hnsw_space_{spaces[0]}"]
+        )
+        assert cursor.fetchone()[0] == 1
