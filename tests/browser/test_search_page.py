@@ -102,7 +102,8 @@ def _upload(browser, path):
 
 
 def _cards(browser, within="#results"):
-    return browser.find_elements(By.CSS_SELECTOR, f"{within} .card")
+    """Result cards (skeleton placeholders are not results)."""
+    return browser.find_elements(By.CSS_SELECTOR, f"{within} .card:not(.card--skeleton)")
 
 
 def _wait_for_cards(browser):
@@ -110,7 +111,8 @@ def _wait_for_cards(browser):
         busy = driver.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
         error = driver.find_element(By.ID, "search-error")
         assert not error.is_displayed(), f"search failed: {error.text}"
-        return not busy and _cards(driver)
+        placeholders = driver.find_elements(By.CSS_SELECTOR, "#results .card--skeleton")
+        return not busy and not placeholders and _cards(driver)
 
     return WebDriverWait(browser, WAIT_SECONDS).until(ready)
 

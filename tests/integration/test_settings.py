@@ -198,3 +198,38 @@ def test_deploy_check_passes_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.django_db
+def test_db_pool_max_size_gives_each_process_a_bounded_connection_pool():
+    """DB_POOL_MAX_SIZE: psycopg's pool in the process (CONN_MAX_AGE 0, as Django requires), threads share at
+    most that many server connections, and every query still answers."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    own = connection.settings_dict
+    url = f"postgres://{own['USER']}@{quote(str(own['HOST']), safe='')}:{own['PORT']}/{own['NAME']}"
+    code = textwrap.dedent(
+        """
+        import json, threading, django
+        from django.conf import settings
+        django.setup()
+        from django.db import connection, connections
+        answers = []
+        def query():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(0.2), 1")
+                answers.append(cursor.fetchone()[1])
+            connections.close_all()  # back to the pool
+        threads = [threading.Thread(target=query) for _ in range(6)]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        pool = connection.pool
+        print(json.dumps({"answers": answers, "max_age": settings.DATABASES["default"]["CONN_MAX_AGE"],
+                          "max_size": pool.max_size, "opened": pool.get_stats().get("connections_num", 0)}))
+        """
+    )
+    result = run_python(code, {"DATABASE_URL": url, "DB_POOL_MAX_SIZE": "2", "DB_POOL_MIN_SIZE": "1"})
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["answers"] == [1] * 6 and report["max_age"] == 0
+    assert report["max_size"] == 2 and 1 <= report["opened"] <= 2, report
