@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/search.py must not shadow the search app
 
-from offline_quality import load_dataset, precision_at  # noqa: E402
+from offline_quality import embedder_inputs, load_dataset, precision_at  # noqa: E402
 
 
 def subset(vectors, owners, queries, labels, photos):
@@ -64,7 +64,8 @@ def main() -> None:
     labels = [category for _, category in data]
     demo_files = {path.name for path in (ROOT / "catalog" / "demo" / "images").glob("*.jpg")}
     demo = [index for index, (path, _) in enumerate(data) if path.name in demo_files]
-    held_out = [index for index in range(len(data)) if index not in set(demo)]
+    demo_set = set(demo)
+    held_out = [index for index in range(len(data)) if index not in demo_set]
     photos = [Image.open(path).convert("RGB") for path, _ in data]
     embedder = EfficientNetLiteEmbedder.load(runtime="torch")  # uncentred: the mean is fitted on these
     salient = SalientModel.load(args.threads)
@@ -86,17 +87,9 @@ def main() -> None:
     print(f"{'cutout':8s} {'centre':12s} {'P@10 held-out 238':>18s} {'P@10 all 340':>13s}")
     shipped_mean = None
     for square in (False, True):
-        cutter = MaskCutter(square=square)
-        inputs, owners, queries = [], [], []
-        for index, (photo, found, found_masks) in enumerate(zip(photos, boxes, masks, strict=True)):
-            largest = max(range(len(found)), key=lambda i: found[i].area)
-            for position, (box, mask) in enumerate(zip(found, found_masks, strict=True)):
-                if position == largest:
-                    queries.append(len(inputs))
-                inputs.append(cutter.cut(photo, box, mask).embed_input)
-                owners.append(index)
+        inputs, owners, queries = embedder_inputs(photos, boxes, masks, MaskCutter(square=square))
         vectors = embedder.embed_images(inputs)
-        mean = vectors[[row for row, owner in enumerate(owners) if owner in set(demo)]].mean(axis=0)
+        mean = vectors[[row for row, owner in enumerate(owners) if owner in demo_set]].mean(axis=0)
         if square:
             shipped_mean = mean
         for centre_name, centred in (("none", vectors), ("demo mean", l2_normalize(vectors - mean))):

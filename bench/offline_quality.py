@@ -59,6 +59,20 @@ def precision_at(query_vectors, catalog_vectors, owners, labels, k=10):
     return float((labels[nearest] == labels[:, None]).mean())
 
 
+def embedder_inputs(photos, boxes_per_photo, masks_per_photo, cutter):
+    """What the embedder sees for every garment (its cutout, or the photo when ``cutter`` is None), the photo
+    each belongs to, and the rows of the queries (each photo's largest garment)."""
+    inputs, owners, query_rows = [], [], []
+    for index, (photo, boxes, masks) in enumerate(zip(photos, boxes_per_photo, masks_per_photo, strict=True)):
+        largest = max(range(len(boxes)), key=lambda i: boxes[i].area)
+        for position, (box, mask) in enumerate(zip(boxes, masks, strict=True)):
+            if position == largest:
+                query_rows.append(len(inputs))
+            inputs.append(cutter.cut(photo, box, mask).embed_input if cutter else photo)
+            owners.append(index)
+    return inputs, owners, query_rows
+
+
 def embed(model, images, pooling: str, batch: int = 16):
     import torch
 
@@ -122,14 +136,7 @@ def main() -> None:
     print("garments per photo:", {n: int(c) for n, c in enumerate(counts) if c})
 
     def score(boxes_per_photo, masks_per_photo, cutter, pooling="mean"):
-        inputs, owners, query_rows = [], [], []
-        for index, (photo, boxes, masks_here) in enumerate(zip(photos, boxes_per_photo, masks_per_photo, strict=True)):
-            largest = max(range(len(boxes)), key=lambda i: boxes[i].area)
-            for position, (box, mask) in enumerate(zip(boxes, masks_here, strict=True)):
-                if position == largest:
-                    query_rows.append(len(inputs))
-                inputs.append(cutter.cut(photo, box, mask).embed_input if cutter else photo)
-                owners.append(index)
+        inputs, owners, query_rows = embedder_inputs(photos, boxes_per_photo, masks_per_photo, cutter)
         vectors = embed(model, inputs, pooling)
         return precision_at(vectors[query_rows], vectors, owners, labels)
 

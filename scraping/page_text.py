@@ -105,9 +105,9 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]{1,31});", re.IGNORECASE)
-SIZE_TOKEN = r"(?:[2-6]?X{0,3}S|[2-6]?X{0,3}L|M|XXS|XXXL|\d{1,3}(?:[.,]5)?|OS|ONE ?SIZE|TU|\d{2}/\d{2}|W\d{2}\s?L\d{2})"
+SIZE_TOKEN = r"(?:[2-6]?X{0,3}S|[2-6]?X{0,3}L|M|\d{1,3}(?:[.,]5)?|OS|ONE ?SIZE|TU|\d{2}/\d{2}|W\d{2}\s?L\d{2})"
 _SIZE_WORDS = r"(?:size|gr(?:ö|oe)(?:ss|ß)e|gr\.|taille|talla|taglia|maat|storlek|rozmiar|tamanho)"
-_LETTER_SIZE = r"(?:[2-6]?X{0,3}S|[2-6]?X{0,3}L|M|XXS|XXXL|OS|ONE ?SIZE)"
+_LETTER_SIZE = r"(?:[2-6]?X{0,3}S|[2-6]?X{0,3}L|M|OS|ONE ?SIZE)"
 _SIZE_SUFFIX = re.compile(
     rf"^(?P<base>.{{3,}}?)\s*(?:(?:[-–—/|,]|\()\s*{_SIZE_WORDS}\s*:?\s*{SIZE_TOKEN}\)?|\s[-–—/|]\s*{_LETTER_SIZE})\s*$",
     re.IGNORECASE,

@@ -98,34 +98,15 @@ def efficientnet_lite0_onnx_path(cache_dir: str | Path) -> Path:
     with _export_lock:
         if target.is_file():
             return target
-        try:
-            import onnx  # noqa: F401  (torch's exporter needs it)
-        except ImportError as exc:
-            raise ModelLoadError(
-                "Could not export efficientnet-lite0 to ONNX: the onnx package is missing. Run `pip install "
-                "onnx` (requirements.txt), or set LOOKALIKE_EMBEDDER_RUNTIME=torch."
-            ) from exc
-        target.parent.mkdir(parents=True, exist_ok=True)
-        model = _features_and_logits(load_efficientnet_lite0())
-        handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-        os.close(handle)
-        try:
-            with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's notes on its own deprecation and constant folding
-                torch.onnx.export(
-                    model,
-                    (torch.zeros(1, 3, 224, 224),),
-                    temporary,
-                    input_names=["pixels"],
-                    output_names=["features", "logits"],
-                    dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
-                    opset_version=EFFICIENTNET_LITE0_ONNX_OPSET,
-                    dynamo=False,  # the TorchScript exporter: no onnxscript needed, and a plain static graph
-                )
-            os.replace(temporary, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        _export(
+            _features_and_logits(load_efficientnet_lite0()),
+            (torch.zeros(1, 3, 224, 224),),
+            target,
+            input_names=["pixels"],
+            output_names=["features", "logits"],
+            dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
+            opset_version=EFFICIENTNET_LITE0_ONNX_OPSET,
+        )
     return target
 
 
@@ -146,6 +127,7 @@ def _export(module: Any, inputs: tuple, target: Path, **options: Any) -> None:
     try:
         with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on its own deprecation and tracing
+            # dynamo=False: the TorchScript exporter, no onnxscript needed, and a plain static graph
             torch.onnx.export(module, inputs, temporary, dynamo=False, **options)
         os.replace(temporary, target)
     finally:
