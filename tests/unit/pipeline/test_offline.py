@@ -74,7 +74,37 @@ def test_missing_onnxruntime_names_the_package(monkeypatch):
         offline.SalientModel.load(threads=1)
 
 
+def test_unknown_salient_runtime_is_a_clear_error():
+    with pytest.raises(ModelLoadError, match="Unknown U2-Net-p runtime 'tensorrt'"):
+        offline.SalientModel.load(threads=1, runtime="tensorrt")
+
+
+def test_missing_openvino_names_the_package(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "openvino", None)
+    with pytest.raises(ModelLoadError, match="pip install openvino"):
+        offline.SalientModel.load(threads=1, runtime="openvino")
+
+
+def test_auto_runtime_falls_back_to_onnx_without_openvino(monkeypatch, settings):
+    settings.LOOKALIKE_SALIENT_RUNTIME = "auto"
+    assert offline.salient_runtime() == "openvino"
+    monkeypatch.setitem(__import__("sys").modules, "openvino", None)
+    assert offline.salient_runtime() == "onnx"
+    settings.LOOKALIKE_SALIENT_RUNTIME = "onnx"
+    assert offline.salient_runtime() == "onnx"
+
+
 # --- real weights on real photos --------------------------------------------------------------------
+
+
+def test_openvino_masks_agree_with_onnx_runtime(salient):
+    """The bf16 OpenVINO path is a speed-up only: its masks must match ONNX Runtime's fp32 ones."""
+    fast = offline.SalientModel.load(threads=1, runtime="openvino")
+    assert isinstance(fast.session, offline.OpenVinoSession)
+    for path in [*real_photos("Pants", 1), *real_photos("Shoes", 1), *real_photos("Dress", 1)]:
+        photo = Image.open(path).convert("RGB")
+        a, b = salient.mask(photo), fast.mask(photo)
+        assert np.logical_and(a, b).sum() / np.logical_or(a, b).sum() > 0.9, path.name
 
 
 def test_a_blank_photo_has_no_garment(detector):
@@ -159,3 +189,20 @@ def test_stored_cutouts_clear_what_is_fully_transparent():
     pixels[:2, :, 3] = 0
     cleared = np.asarray(clear_transparent(Image.fromarray(pixels, "RGBA")))
     assert (cleared[:2] == 0).all() and (cleared[2:] == 200).all()
+
+
+def test_onnx_labeller_gives_the_torch_labellers_categories(settings):
+    """The box labeller runs through the embedder's ONNX graph on the CPU: same category and probability."""
+    from search.pipeline.embedders import imagenet_batch
+
+    onnx = offline.shared_classifier("onnx", settings.LOOKALIKE_MODEL_CACHE_DIR, 1)
+    assert hasattr(onnx, "logits")
+    crops = [Image.open(path).convert("RGB") for name in ("Pants", "Shoes", "Dress") for path in real_photos(name, 1)]
+    pixels = imagenet_batch(crops)
+    fast = offline.imagenet_probabilities(onnx, pixels)
+    reference = offline.imagenet_probabilities(offline.shared_classifier(), pixels)
+    assert np.abs(fast - reference).max() < 1e-3
+    fast_labels = [offline.category_from_probabilities(row) for row in fast]
+    reference_labels = [offline.category_from_probabilities(row) for row in reference]
+    assert [label for label, _ in fast_labels] == [label for label, _ in reference_labels]
+    assert np.allclose([p for _, p in fast_labels], [p for _, p in reference_labels], atol=1e-3)
