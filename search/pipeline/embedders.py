@@ -237,11 +237,12 @@ class EfficientNetLiteEmbedder(Embedder):
     ) -> EfficientNetLiteEmbedder:
         """``runtime="onnx"`` runs the model exported once into ``cache_dir`` in ONNX Runtime (CPU)."""
         if runtime == "onnx":
-            from search.pipeline.onnx_runtime import OnnxEfficientNetLite0
+            from search.pipeline.onnx_runtime import shared_efficientnet_lite0
 
             if cache_dir is None:
                 raise ModelLoadError("The ONNX efficientnet-lite0 needs a cache folder (LOOKALIKE_MODEL_CACHE_DIR).")
-            return cls(OnnxEfficientNetLite0.load(cache_dir, threads=threads), batch_size=batch_size, center=center)
+            model = shared_efficientnet_lite0(str(cache_dir), threads)
+            return cls(model, batch_size=batch_size, center=center)
         model = load_efficientnet_lite0()
         model.to(device=device or torch.device("cpu"), dtype=dtype or torch.float32)
         return cls(model, batch_size=batch_size, center=center)

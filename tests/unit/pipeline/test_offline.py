@@ -100,7 +100,7 @@ def test_auto_runtime_falls_back_to_onnx_without_openvino(monkeypatch, settings)
 def test_openvino_masks_agree_with_onnx_runtime(salient):
     """The bf16 OpenVINO path is a speed-up only: its masks must match ONNX Runtime's fp32 ones."""
     fast = offline.SalientModel.load(threads=1, runtime="openvino")
-    assert isinstance(fast.session, offline.OpenVinoSession)
+    assert (salient.runtime, fast.runtime) == ("onnx", "openvino")
     for path in [*real_photos("Pants", 1), *real_photos("Shoes", 1), *real_photos("Dress", 1)]:
         photo = Image.open(path).convert("RGB")
         a, b = salient.mask(photo), fast.mask(photo)
@@ -197,6 +197,10 @@ def test_onnx_labeller_gives_the_torch_labellers_categories(settings):
 
     onnx = offline.shared_classifier("onnx", settings.LOOKALIKE_MODEL_CACHE_DIR, 1)
     assert hasattr(onnx, "logits")
+    from search.pipeline.embedders import EfficientNetLiteEmbedder
+
+    embedder = EfficientNetLiteEmbedder.load(runtime="onnx", cache_dir=settings.LOOKALIKE_MODEL_CACHE_DIR, threads=1)
+    assert embedder.model is onnx  # one session per process serves both the embedder and the labeller
     crops = [Image.open(path).convert("RGB") for name in ("Pants", "Shoes", "Dress") for path in real_photos(name, 1)]
     pixels = imagenet_batch(crops)
     fast = offline.imagenet_probabilities(onnx, pixels)
