@@ -6,18 +6,20 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from catalog.models import EmbeddingSpace, Garment, ImageStatus, Product, ProductImage
-from catalog.signals import image_needs_processing
+from catalog.signals import images_need_processing
 from catalog.vocabulary import PRODUCT_FIELDS
 from core.errors import DomainError
 from core.photos import CheckedPhoto, check_photo
@@ -27,7 +29,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "GarmentData",
     "InvalidProduct",
+    "NewPhoto",
+    "ProductInput",
     "add_image",
+    "add_images",
     "announce_in_bulk",
     "claim_image",
     "ensure_embedding_space",
@@ -37,6 +42,7 @@ __all__ = [
     "requeue_images",
     "reset_stale_processing",
     "upsert_product",
+    "upsert_products",
 ]
 
 
@@ -138,6 +144,129 @@ def upsert_product(
     return product, created
 
 
+@dataclass(frozen=True)
+class ProductInput:
+    """One record for ``upsert_products``: the keys and fields ``upsert_product`` takes."""
+
+    source_url: str | None = None
+    external_id: str | None = None
+    shop: str | None = None
+    fields: dict = field(default_factory=dict)
+
+
+def _lookup_keys(item: ProductInput, shop: str) -> set[tuple]:
+    keys = set()
+    if item.source_url:
+        keys.add(("url", item.source_url))
+    if item.external_id:
+        keys.add(("id", shop, str(item.external_id)))
+    return keys
+
+
+# Every column a record can change.
+_RECORD_COLUMNS = ("source_url", "external_id", *PRODUCT_FIELDS)
+
+
+@transaction.atomic
+def upsert_products(items: Sequence[ProductInput]) -> list[tuple[Product, bool] | InvalidProduct]:
+    """``upsert_product`` for many records in a handful of queries instead of a few per record.
+
+    Each result is ``(product, created)`` or the record's InvalidProduct; the outcome is the one calling
+    ``upsert_product`` on each record in order would give. A record naming a product that an earlier record
+    of the same call also names is applied afterwards on its own, so the later record still wins.
+    Database errors (a concurrent writer took a key) propagate: the caller can retry record by record.
+    """
+    results: list = [None] * len(items)
+    prepared: dict[int, dict] = {}
+    deferred: list[int] = []
+    seen: set[tuple] = set()
+    for index, item in enumerate(items):
+        try:
+            if not item.source_url and not item.external_id:
+                raise InvalidProduct("a product needs a source URL or an id")
+            cleaned = _clean_fields({"shop": item.shop, **item.fields})
+        except InvalidProduct as exc:
+            results[index] = exc
+            continue
+        keys = _lookup_keys(item, cleaned.get("shop", ""))
+        if keys & seen:
+            deferred.append(index)
+        else:
+            prepared[index] = cleaned
+        seen |= keys
+
+    urls = {items[i].source_url for i in prepared if items[i].source_url}
+    ids = {str(items[i].external_id) for i in prepared if items[i].external_id}
+    by_url = {p.source_url: p for p in Product.objects.select_for_update().filter(source_url__in=urls)}
+    by_id = {(p.shop, p.external_id): p for p in Product.objects.select_for_update().filter(external_id__in=ids)}
+
+    created_rows, updated_rows, changed_columns, claimed = [], [], set(), set()
+    for index, cleaned in prepared.items():
+        item = items[index]
+        shop = cleaned.get("shop", "")
+        product = by_url.get(item.source_url) if item.source_url else None
+        if product is None and item.external_id:
+            product = by_id.get((shop, str(item.external_id)))
+        if product is not None and product.pk in claimed:  # reached through another key earlier
+            deferred.append(index)
+            continue
+        try:
+            product, created, changed = _apply(product, item, cleaned)
+        except InvalidProduct as exc:
+            results[index] = exc
+            continue
+        if created:
+            created_rows.append(product)
+        else:
+            claimed.add(product.pk)
+            if changed:  # a record that changes nothing writes nothing (a re-import is reads only)
+                updated_rows.append(product)
+                changed_columns |= changed
+        results[index] = (product, created)
+
+    Product.objects.bulk_create(created_rows)
+    now = timezone.now()
+    for product in updated_rows:
+        product.updated_at = now
+    # Only the columns some record changed: bulk_update's CASE per row and column is the slow part.
+    Product.objects.bulk_update(updated_rows, [*sorted(changed_columns), "updated_at"])
+    for index in sorted(deferred):
+        item = items[index]
+        try:
+            results[index] = upsert_product(
+                source_url=item.source_url, shop=item.shop, external_id=item.external_id, **item.fields
+            )
+        except InvalidProduct as exc:
+            results[index] = exc
+    return results
+
+
+def _apply(product: Product | None, item: ProductInput, cleaned: dict) -> tuple[Product, bool, set[str]]:
+    """The record's changes on ``product`` (a new one when None), validated as ``upsert_product`` does;
+    returns the product, whether it is new, and the columns of a stored one that changed."""
+    created = product is None
+    if created:
+        if not cleaned.get("name"):
+            raise InvalidProduct("name is required for a new product")
+        product = Product(source_url=item.source_url or None, external_id=item.external_id)
+    else:
+        original = {name: getattr(product, name) for name in _RECORD_COLUMNS}
+    if item.source_url and not product.source_url:
+        product.source_url = item.source_url
+    if item.external_id and not product.external_id:
+        product.external_id = str(item.external_id)
+    for key, value in cleaned.items():
+        setattr(product, key, value)
+    if product.price is not None and not product.currency:
+        if not created:  # leave the stored instance as it was read
+            for name, value in original.items():
+                setattr(product, name, value)
+        raise InvalidProduct("a price needs a currency")
+    if created:
+        return product, True, set()
+    return product, False, {name for name, value in original.items() if getattr(product, name) != value}
+
+
 _bulk = threading.local()
 
 
@@ -146,8 +275,7 @@ def _send_announcements(image_ids: list[int]) -> None:
         return
     # One transaction around the receivers: queueing on the ORM broker then commits once, not per photo.
     with transaction.atomic():
-        for image_id in image_ids:
-            image_needs_processing.send(sender=ProductImage, image_id=image_id)
+        images_need_processing.send(sender=ProductImage, image_ids=list(image_ids))
 
 
 @contextmanager
@@ -169,12 +297,12 @@ def announce_in_bulk() -> Iterator[None]:
     transaction.on_commit(lambda: _send_announcements(ids))
 
 
-def _announce(image_id: int) -> None:
+def _announce(*image_ids: int) -> None:
     ids = getattr(_bulk, "ids", None)
     if ids is not None:
-        transaction.on_commit(lambda: ids.append(image_id))
+        transaction.on_commit(lambda: ids.extend(image_ids))
     else:
-        transaction.on_commit(lambda: _send_announcements([image_id]))
+        transaction.on_commit(lambda: _send_announcements(list(image_ids)))
 
 
 @transaction.atomic
@@ -214,6 +342,101 @@ def add_image(
     image.save()
     _announce(image.pk)
     return image, True
+
+
+@dataclass(frozen=True)
+class NewPhoto:
+    """One photo for ``add_images``: checked by ``core.photos`` already (decoded once, never here)."""
+
+    product: Product
+    photo: CheckedPhoto
+    source_url: str = ""
+    position: int | None = None
+
+
+_file_writers: ThreadPoolExecutor | None = None
+_file_writers_lock = threading.Lock()
+
+
+def _writers() -> ThreadPoolExecutor:
+    """Threads that write photo files: storage writes wait on the disk or the network, not on the CPU."""
+    global _file_writers
+    with _file_writers_lock:
+        if _file_writers is None:
+            _file_writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="catalog-files")
+        return _file_writers
+
+
+@transaction.atomic
+def add_images(items: Sequence[NewPhoto]) -> list[tuple[ProductImage, bool]]:
+    """``add_image`` for many checked photos: one lookup of known bytes, files written in parallel, one INSERT.
+
+    Each result is ``(image, created)`` as ``add_image`` gives it; a photo repeated within ``items`` for the
+    same product is stored once. All or nothing: on an error no row stays and the written files are removed.
+    """
+    digests = [hashlib.sha256(item.photo.content).hexdigest() for item in items]
+    product_ids = {item.product.pk for item in items}
+    known = {
+        (image.product_id, image.sha256): image
+        for image in ProductImage.objects.filter(product_id__in=product_ids, sha256__in=set(digests))
+    }
+    counts: dict[int, int] = {}
+    if any(item.position is None for item in items):
+        counts = dict(
+            ProductImage.objects.filter(product_id__in=product_ids)
+            .values_list("product_id")
+            .annotate(n=Count("id"))
+            .values_list("product_id", "n")
+        )
+    results: list[tuple[ProductImage, bool]] = []
+    new: list[tuple[ProductImage, CheckedPhoto]] = []
+    for item, digest in zip(items, digests, strict=True):
+        existing = known.get((item.product.pk, digest))
+        if existing is not None:
+            results.append((existing, False))
+            continue
+        position = item.position
+        if position is None:
+            position = counts.get(item.product.pk, 0)
+            counts[item.product.pk] = position + 1
+        image = ProductImage(
+            product=item.product,
+            source_url=item.source_url or "",
+            sha256=digest,
+            position=position,
+            width=item.photo.width,
+            height=item.photo.height,
+        )
+        known[(item.product.pk, digest)] = image
+        new.append((image, item.photo))
+        results.append((image, True))
+    if not new:
+        return results
+    file_field = ProductImage._meta.get_field("file")
+
+    def write(pair: tuple[ProductImage, CheckedPhoto]) -> str:
+        image, photo = pair
+        name = file_field.generate_filename(image, f"photo.{photo.extension}")
+        return file_field.storage.save(name, ContentFile(photo.content), max_length=file_field.max_length)
+
+    written = [_writers().submit(write, pair) for pair in new]
+    try:
+        for (image, _photo), future in zip(new, written, strict=True):
+            image.file.name = future.result()  # stored already: only the name is set, no second write
+        ProductImage.objects.bulk_create([image for image, _photo in new])
+    except BaseException:
+        _delete_files(file_field.storage, [future.result() for future in written if future.exception() is None])
+        raise
+    _announce(*[image.pk for image, _photo in new])
+    return results
+
+
+def _delete_files(storage, names: Sequence[str]) -> None:
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError as exc:
+            logger.warning("could not remove stored file %s: %s", name, exc)
 
 
 def hnsw_index_sql(
@@ -337,8 +560,7 @@ def requeue_images(image_ids: Iterable[int], *, announce: bool = True) -> int:
             status=ImageStatus.PENDING, attempts=0, error="", processing_started_at=None, updated_at=timezone.now()
         )
         if announce:
-            for image_id in ids:
-                _announce(image_id)
+            _announce(*ids)
     return count
 
 

@@ -2,6 +2,6 @@
 
 from django.dispatch import Signal
 
-# Sent after the transaction that stored a new ProductImage commits (or the image was requeued).
-# Arguments: image_id.
-image_needs_processing = Signal()
+# Sent after the transaction that stored new ProductImages commits (or images were requeued), once for
+# all the images of that transaction, so a listener can queue them in bulk. Arguments: image_ids (a list).
+images_need_processing = Signal()

@@ -60,31 +60,28 @@ class PhotoDownloads:
         future = self.executor.submit(self._download, url, page.referer)
         future.add_done_callback(lambda done, url=url: self.results.put(("image", (url, done.result()))))
 
-    def arrived(self, url: str, result: DownloadedImage | str) -> list[PageState]:
-        """Store a finished download for every page waiting for it; returns the pages now complete."""
-        self.in_flight -= 1
-        complete = []
-        for page in self._waiters.pop(url, []):
-            if isinstance(result, str):
-                page.photos.lost(url, result)
-            else:
-                try:
-                    _image, created = services.store_photo(page.product, result)
-                except PhotoError as exc:
-                    page.photos.lost(url, str(exc))
-                else:
-                    page.photos.stored(created)
-            page.photos.pending -= 1
-            if page.photos.pending == 0:
-                complete.append(page)
-        return complete
-
     def arrived_many(self, results: list[tuple[str, DownloadedImage | str]]) -> list[PageState]:
-        """``arrived`` for several finished downloads, stored in one transaction (one commit, not one each)."""
+        """Store finished downloads for every page waiting for them; returns the pages now complete.
+
+        The photos go in together (``services.store_photos``: one transaction, a few bulk queries).
+        """
+        finished = [(url, result, self._waiters.pop(url, [])) for url, result in results]
+        downloads = [
+            (page.product, result) for _url, result, pages in finished if not isinstance(result, str) for page in pages
+        ]
+        outcomes = iter(services.store_photos(downloads))
         complete = []
-        with services.photo_batch():
-            for url, result in results:
-                complete.extend(self.arrived(url, result))
+        for url, result, pages in finished:
+            self.in_flight -= 1
+            for page in pages:
+                if isinstance(result, str):
+                    page.photos.lost(url, result)
+                else:
+                    _image, created = next(outcomes)
+                    page.photos.stored(created)
+                page.photos.pending -= 1
+                if page.photos.pending == 0:
+                    complete.append(page)
         return complete
 
     def shutdown(self) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -147,6 +147,23 @@ def photo_batch() -> Iterator[None]:
 def store_photo(product: Product, download: DownloadedImage):
     """(image, created); the download's photo was checked and decoded by the downloader, so it is not again."""
     return catalog_services.add_image(product=product, photo=download.photo, source_url=download.url)
+
+
+def store_photos(downloads: list[tuple[Product, DownloadedImage]]) -> list[tuple[object, bool]]:
+    """``store_photo`` for downloads that arrived together: one transaction, the rows and queueing in bulk.
+
+    If the bulk write fails (a concurrent writer stored the same photo), they are stored one by one.
+    """
+    items = [
+        catalog_services.NewPhoto(product, download.photo, source_url=download.url) for product, download in downloads
+    ]
+    with photo_batch():
+        try:
+            with transaction.atomic():
+                return catalog_services.add_images(items)
+        except DatabaseError:
+            logger.warning("storing %d photos together failed; storing them one by one", len(items))
+            return [store_photo(product, download) for product, download in downloads]
 
 
 @dataclass(frozen=True)

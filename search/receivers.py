@@ -4,15 +4,15 @@ from django.conf import settings
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
-from catalog.signals import image_needs_processing
+from catalog.signals import images_need_processing
 
 
-@receiver(image_needs_processing, dispatch_uid="search-enqueue-image")
-def enqueue_new_image(sender, image_id: int, **kwargs) -> None:
+@receiver(images_need_processing, dispatch_uid="search-enqueue-images")
+def enqueue_new_images(sender, image_ids: list[int], **kwargs) -> None:
     if settings.LOOKALIKE_PROCESS_ON_UPLOAD:
-        from search.tasks import enqueue_image
+        from search.tasks import enqueue_images
 
-        enqueue_image(image_id)
+        enqueue_images(image_ids)
 
 
 @receiver(post_migrate, dispatch_uid="search-ensure-schedules")

@@ -39,7 +39,39 @@ TASK_GROUP = "process-image"
 
 
 def enqueue_image(image_id: int) -> None:
-    async_task("search.tasks.process_image", image_id, group=TASK_GROUP, task_name=f"process-image-{image_id}")
+    enqueue_images([image_id])
+
+
+class _KeptPackages:
+    """Takes django-q2's place of the ORM broker inside ``async_task``: keeps each signed task package
+    instead of inserting it, so a batch of tasks goes in with one bulk INSERT rather than one per task."""
+
+    def __init__(self, broker: ORM):
+        self.list_key = broker.list_key or Conf.CLUSTER_NAME
+        self.packages: list[str] = []
+
+    def enqueue(self, package: str) -> int:
+        self.packages.append(package)
+        return len(self.packages)
+
+
+def enqueue_images(image_ids: Sequence[int]) -> None:
+    """One django-q2 task per image, each as ``async_task`` builds it; on the ORM broker in one INSERT."""
+    broker = get_broker()
+    kept = _KeptPackages(broker) if isinstance(broker, ORM) else None
+    for image_id in image_ids:
+        async_task(
+            "search.tasks.process_image",
+            image_id,
+            group=TASK_GROUP,
+            task_name=f"process-image-{image_id}",
+            broker=kept or broker,
+        )
+    if kept is not None and kept.packages:
+        now = timezone.now()
+        OrmQ.objects.using(Conf.ORM).bulk_create(
+            [OrmQ(key=kept.list_key, payload=package, lock=now) for package in kept.packages]
+        )
 
 
 def retry_delay_seconds(attempts: int) -> float:
@@ -237,8 +269,7 @@ def recover_stale_images() -> list[int]:
     image_ids = services.reset_stale_processing(
         older_than_seconds=settings.IMAGE_STALE_PROCESSING_SECONDS, max_attempts=settings.IMAGE_MAX_ATTEMPTS
     )
-    for image_id in image_ids:
-        enqueue_image(image_id)
+    enqueue_images(image_ids)
     return image_ids
 
 
@@ -308,6 +339,5 @@ def drop_queued_tasks(image_ids: Sequence[int]) -> int:
 def enqueue_reindex(all_images: bool) -> int:
     """Queue one task per photo to (re)index; returns how many were queued."""
     image_ids = prepare_index("all" if all_images else "pending")
-    for image_id in image_ids:
-        enqueue_image(image_id)
+    enqueue_images(image_ids)
     return len(image_ids)

@@ -160,14 +160,14 @@ class TestAddImage:
 
     @pytest.mark.django_db(transaction=True)
     def test_new_image_is_announced_only_after_commit(self):
-        from catalog.signals import image_needs_processing
+        from catalog.signals import images_need_processing
 
         announced: list[int] = []
 
-        def listener(sender, image_id, **kwargs):
-            announced.append(image_id)
+        def listener(sender, image_ids, **kwargs):
+            announced.extend(image_ids)
 
-        image_needs_processing.connect(listener)
+        images_need_processing.connect(listener)
         try:
             product = make_product()
             with transaction.atomic():
@@ -179,7 +179,7 @@ class TestAddImage:
                 raise RuntimeError("roll back")
             assert announced == [image.pk], "a rolled-back image must never be announced"
         finally:
-            image_needs_processing.disconnect(listener)
+            images_need_processing.disconnect(listener)
 
 
 class TestGarmentsAndSpaces:

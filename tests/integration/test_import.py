@@ -202,30 +202,30 @@ def test_a_bad_row_inside_a_batch_loses_only_itself_and_photos_are_queued_once_p
 ):
     """Several rows per transaction: the bad row's savepoint rolls back, its neighbours land, one bulk send."""
     from catalog import importers
-    from catalog.signals import image_needs_processing
+    from catalog.signals import images_need_processing
 
     announced = []
 
-    def listener(sender, image_id, **kwargs):
-        announced.append(image_id)
+    def listener(sender, image_ids, **kwargs):
+        announced.extend(image_ids)
 
     rows = [
         *GOOD_ROWS,
         {"id": "bad", "name": "Half a row", "price": "-1", "currency": "EUR", "images": ["img/dress.jpg"]},
         {"id": "h1", "name": "Hat", "images": ["img/shoes-side.jpg"]},
     ]
-    image_needs_processing.connect(listener)
+    images_need_processing.connect(listener)
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             report = importers.import_records(rows, base_dir=shop_dir, batch_rows=3)
     finally:
-        image_needs_processing.disconnect(listener)
+        images_need_processing.disconnect(listener)
     assert [error.product_id for error in report.errors] == ["bad"]
     assert (report.created, report.images_added) == (3, 4)
     assert not Product.objects.filter(external_id="bad").exists()
     assert sorted(announced) == sorted(ProductImage.objects.values_list("pk", flat=True)), "only stored photos"
-    # Per photo one id-collecting callback, per batch one send: 2 batches (3 rows + 1 row).
-    assert len(callbacks) == 4 + 2
+    # Per batch one id-collecting callback for its photos and one send: 2 batches (3 rows + 1 row).
+    assert len(callbacks) == 2 + 2
     again = importers.import_records(rows, base_dir=shop_dir, batch_rows=3)
     assert (again.created, again.updated, again.images_added, again.images_duplicate) == (0, 3, 0, 4)
     assert Product.objects.count() == 3 and ProductImage.objects.count() == 4

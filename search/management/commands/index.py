@@ -34,8 +34,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("Nothing to index."))
             return
         if not sync:
-            for image_id in image_ids:
-                tasks.enqueue_image(image_id)
+            tasks.enqueue_images(image_ids)
             self.stdout.write(
                 self.style.SUCCESS(f"Queued {len(image_ids)} image(s); run `python manage.py qcluster` to process.")
             )
