@@ -12,6 +12,7 @@ stall a load.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import shutil
@@ -23,7 +24,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from selenium import webdriver
-from selenium.common.exceptions import InvalidSessionIdException, TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    InvalidSessionIdException,
+    NoAlertPresentException,
+    TimeoutException,
+    UnexpectedAlertPresentException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 
 from scraping.browser_guard import BlockedRequest, GuardProxy
@@ -31,6 +38,8 @@ from scraping.safety import AddressPolicy
 
 logger = logging.getLogger(__name__)
 
+# Reads of a page that a dialog opened in the middle of, before the page counts as failed.
+DIALOG_RETRIES = 3
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -319,6 +328,22 @@ class BrowserSession:
                 raise PageLoadError(f"{url} could not be loaded ({message})", retryable=True) from exc
             net_error = message.split("net::", 1)[1].split()[0]
             raise self._navigation_failure(url, net_error, detail=message) from exc
+        for attempt in range(DIALOG_RETRIES + 1):
+            try:
+                return self._snapshot(url, started, load_timed_out)
+            except UnexpectedAlertPresentException:
+                # A dialog that opened in the middle of a command: chromedriver refuses that one command
+                # even though it dismisses the dialog. Dismiss it (if still there) and read the page again.
+                if attempt == DIALOG_RETRIES:
+                    self.close()
+                    raise PageLoadError(f"{url} kept opening dialogs", retryable=True) from None
+                with contextlib.suppress(NoAlertPresentException, WebDriverException):
+                    driver.switch_to.alert.dismiss()
+        raise AssertionError("unreachable")
+
+    def _snapshot(self, url: str, started: float, load_timed_out: bool) -> PageSnapshot:
+        """Everything after the navigation: failure pages, status, settling, scrolling, the rendered HTML."""
+        driver = self.driver
         try:
             net_error = driver.execute_script(NET_ERROR_PAGE_JS)
             if net_error is not None:
@@ -343,6 +368,8 @@ class BrowserSession:
             raise PageLoadError(
                 f"{url} kept the browser busy for too long", retryable=True, reason=PageLoadError.REASON_TIMEOUT
             ) from exc
+        except UnexpectedAlertPresentException:
+            raise
         except WebDriverException as exc:
             self.close()
             raise PageLoadError(f"the browser failed on {url} ({(exc.msg or str(exc)).splitlines()[0]})") from exc
