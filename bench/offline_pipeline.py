@@ -23,11 +23,19 @@ int8 dynamic/static) against the shipped fp32 320x320: mask IoU and box IoU.
 
 End to end (--end-to-end): the demo catalog stored in a database of its own (bench_offline_pipeline,
 dropped afterwards), then search.tasks.process_images in batches: decode, pipeline, cutout PNG/WebP and
-garment rows written; photos per wall-clock second at 1 and 2 threads.
+garment rows written; photos per wall-clock second at 1 and 2 threads. --processes N adds the deployed
+worker layout: N worker processes of one thread each (the django-q2 cluster's Q_WORKERS), taking small
+batches of the same photos from one queue; photos per wall-clock second of all of them together.
+
+--embedder-runtimes: EfficientNet-Lite0 (embedder and box labeller) in ONNX Runtime vs OpenVINO: seconds per
+image and agreement (cosine to ONNX Runtime's vectors, top-10 overlap, ImageNet top-1); with --end-to-end,
+an extra row with the embedder in OpenVINO. --runs embedder:U2-Net-p,... picks the end-to-end rows.
 
     python bench/offline_pipeline.py               # --images 8 --pairs 20; about 3 minutes
     python bench/offline_pipeline.py --runtimes --end-to-end --pairs 0 --threads 1,2
     python bench/offline_pipeline.py --person --skip-stages --pairs 0 --threads 1   # person photos, pose cost
+    OMP_NUM_THREADS=2 python bench/offline_pipeline.py --salient-runtimes --embedder-runtimes --skip-stages \
+        --pairs 0 --end-to-end --limit 48 --threads 1,2 --processes 2
 """
 
 from __future__ import annotations
@@ -116,7 +124,130 @@ def compare_salient_runtimes(photos, threads: int) -> None:
     )
 
 
-def end_to_end(threads_list, batch: int, limit: int, salient_runtimes=("onnx",)) -> None:
+def agreement(a, b) -> str:
+    """Cosine of each row of ``b`` to the same row of ``a`` (both L2-normalised), and top-k neighbour overlap."""
+    cosine = (a * b).sum(axis=1)
+    k = min(10, len(a) - 1)
+    top_a = np.argsort(-(a @ a.T), axis=1)[:, 1 : k + 1]
+    top_b = np.argsort(-(b @ b.T), axis=1)[:, 1 : k + 1]
+    overlap = np.mean([len(set(x) & set(y)) / k for x, y in zip(top_a, top_b, strict=True)])
+    return f"cosine min {cosine.min():.6f} mean {cosine.mean():.6f}, top-{k} overlap {overlap:.3f}"
+
+
+def compare_embedder_runtimes(photos, threads: int) -> None:
+    """EfficientNet-Lite0 in ONNX Runtime vs OpenVINO (bf16 hint): CPU seconds per image and agreement, on the
+    photos and on their pipeline cutouts (what the index holds)."""
+    import tempfile
+
+    from search.pipeline.embedders import EfficientNetLiteEmbedder, imagenet_batch, load_center
+
+    cache = Path(tempfile.mkdtemp(prefix="bench-embedder-"))
+    center = load_center("bundled")
+    embedders = {
+        runtime: EfficientNetLiteEmbedder.load(runtime=runtime, cache_dir=cache, threads=threads, center=center)
+        for runtime in ("onnx", "openvino")
+    }
+    n = len(photos)
+    pixels = imagenet_batch(photos)
+    seconds = {}
+    for name, embedder in embedders.items():
+        embedder.model.run(pixels[:16])  # warm
+        cpu = time.process_time()
+        for _ in range(3):
+            for first in range(0, n, 16):
+                embedder.model.run(pixels[first : first + 16])
+        seconds[name] = (time.process_time() - cpu) / (3 * n)
+    a, b = (embedders[name].embed_images(photos) for name in ("onnx", "openvino"))
+    same_class = float(
+        (
+            embedders["onnx"].model.logits(pixels).argmax(1) == embedders["openvino"].model.logits(pixels).argmax(1)
+        ).mean()
+    )
+    print(
+        f"[{threads} thread(s)] EfficientNet-Lite0 CPU-s/image (model call, batches of 16, {n} photos): "
+        f"onnx {seconds['onnx']:.4f}, openvino {seconds['openvino']:.4f} "
+        f"({seconds['onnx'] / seconds['openvino']:.2f}x)\n"
+        f"  agreement openvino vs onnx (centred vectors as indexed): {agreement(a, b)}, "
+        f"ImageNet top-1 same {same_class:.3f}"
+    )
+
+
+def _worker(queue, results, start, database: str, media: str, embedder: str, salient: str) -> None:
+    """One worker process of the --processes layout: one thread, its own pipeline, batches from the queue."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from django.db import connections
+
+    connections["default"].settings_dict["NAME"] = database
+    settings.MEDIA_ROOT = media
+    settings.LOOKALIKE_PROCESS_ON_UPLOAD = False
+    settings.LOOKALIKE_PROFILE = "offline"
+    settings.LOOKALIKE_DEVICE = "cpu"
+    settings.LOOKALIKE_EMBEDDER_RUNTIME = embedder
+    settings.LOOKALIKE_SALIENT_RUNTIME = salient
+    settings.LOOKALIKE_TORCH_THREADS = 1
+    from search import tasks
+    from search.pipeline.registry import get_pipeline
+
+    get_pipeline()  # load outside the timing
+    start.wait()
+    cpu, done, began = time.process_time(), {"done": 0, "failed": 0}, time.perf_counter()
+    while (ids := queue.get()) is not None:
+        counts = tasks.process_images(ids)
+        done["done"] += counts["done"]
+        done["failed"] += counts["failed"]
+    results.put((done, time.process_time() - cpu, time.perf_counter() - began))
+
+
+def in_processes(ids, processes: int, batch: int, database: str, media: str, embedder: str, salient: str) -> None:
+    """The photos through ``processes`` worker processes of one thread each, as a django-q2 cluster runs them."""
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker, as qcluster's workers
+    queue, results, start = context.Queue(), context.Queue(), context.Barrier(processes + 1)
+    for first in range(0, len(ids), batch):
+        queue.put(ids[first : first + batch])
+    for _ in range(processes):
+        queue.put(None)
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        workers = [
+            context.Process(target=_worker, args=(queue, results, start, database, media, embedder, salient))
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+    start.wait()
+    began, parent_cpu = time.perf_counter(), time.process_time()
+    outcome = [results.get() for _ in workers]
+    wall = time.perf_counter() - began
+    shares = ", ".join(f"{cpu_s:.1f}/{wall_s:.1f}" for _, cpu_s, wall_s in outcome)
+    print(f"  workers' CPU-s/wall-s: {shares}; this process's CPU-s meanwhile {time.process_time() - parent_cpu:.2f}")
+    for worker in workers:
+        worker.join()
+    done = sum(counts["done"] for counts, *_ in outcome)
+    failed = sum(counts["failed"] for counts, *_ in outcome)
+    cpu = sum(seconds for _, seconds, _ in outcome)
+    print(
+        f"[end to end, embedder {embedder}, U2-Net-p {salient}, {processes} processes x 1 thread, batches of "
+        f"{batch} from one queue] {done} photos done ({failed} failed) in {wall:.1f} s: {done / wall:.2f} "
+        f"photos/s, {cpu / max(done, 1):.3f} CPU-s per photo"
+    )
+
+
+def end_to_end(threads_list, batch: int, limit: int, runs, processes: int = 0) -> None:
     """The demo catalog through search.tasks.process_images with a database of its own."""
     import os
     import tempfile
@@ -147,10 +278,6 @@ def end_to_end(threads_list, batch: int, limit: int, salient_runtimes=("onnx",))
             record, _ = services.upsert_product(shop="demo", external_id=str(index), name=product["name"])
             services.add_image(product=record, content=(DEMO / product["images"][0]).read_bytes())
         ids = list(ProductImage.objects.order_by("pk").values_list("pk", flat=True))
-        if salient_runtimes == ("onnx",):  # EfficientNet-Lite0 torch vs onnx
-            runs = [("torch", "onnx"), ("onnx", "onnx")]
-        else:  # U2-Net-p runtimes, the embedder in ONNX Runtime
-            runs = [("onnx", salient) for salient in salient_runtimes]
         for runtime, salient in runs:
             for threads in threads_list:
                 settings.LOOKALIKE_EMBEDDER_RUNTIME = runtime
@@ -173,6 +300,10 @@ def end_to_end(threads_list, batch: int, limit: int, salient_runtimes=("onnx",))
                     f"photos done ({counts['failed']} failed) in {wall:.1f} s: {counts['done'] / wall:.2f} photos/s, "
                     f"{cpu / max(counts['done'], 1):.3f} CPU-s per photo"
                 )
+            if processes > 1:
+                ProductImage.objects.update(status=ImageStatus.PENDING, attempts=0)
+                small = max(1, min(batch, len(ids) // (4 * processes)))  # so that the workers finish together
+                in_processes(ids, processes, small, connection.settings_dict["NAME"], media.name, runtime, salient)
     finally:
         connection.creation.destroy_test_db(test_db, verbosity=0)
         media.cleanup()
@@ -344,6 +475,15 @@ def main() -> None:
     parser.add_argument(
         "--salient-runtimes", action="store_true", help="U2-Net-p: ONNX Runtime vs OpenVINO (and end to end each)"
     )
+    parser.add_argument(
+        "--embedder-runtimes", action="store_true", help="EfficientNet-Lite0: ONNX Runtime vs OpenVINO (and end to end)"
+    )
+    parser.add_argument(
+        "--runs", default="", help="end to end rows instead, e.g. onnx:openvino,openvino:openvino (embedder:U2-Net-p)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=0, help="end to end also in N worker processes of 1 thread each"
+    )
     args = parser.parse_args()
     from PIL import Image
 
@@ -365,9 +505,20 @@ def main() -> None:
         salient_photos = [Image.open(path).convert("RGB") for path, _ in everything[:24]]
         for threads in threads_list:
             compare_salient_runtimes(salient_photos, threads)
+    if args.embedder_runtimes:
+        embedder_photos = [Image.open(path).convert("RGB") for path, _ in everything[:32]]
+        for threads in threads_list:
+            compare_embedder_runtimes(embedder_photos, threads)
     if args.end_to_end:
-        salient = ("onnx", "openvino") if args.salient_runtimes else ("onnx",)
-        end_to_end(threads_list, args.batch, args.limit, salient)
+        runs = []  # (embedder runtime, U2-Net-p runtime)
+        if args.salient_runtimes:  # U2-Net-p runtimes, the embedder in ONNX Runtime
+            runs += [("onnx", "onnx"), ("onnx", "openvino")]
+        if args.embedder_runtimes:  # the embedder in OpenVINO too
+            runs += [("onnx", "openvino")] * (not runs) + [("openvino", "openvino")]
+        runs = runs or [("torch", "onnx"), ("onnx", "onnx")]  # EfficientNet-Lite0 torch vs onnx
+        if args.runs:
+            runs = [tuple(run.split(":")) for run in args.runs.split(",")]
+        end_to_end(threads_list, args.batch, args.limit, runs, args.processes)
     if args.pairs:
         composites(everything, args.pairs)
 

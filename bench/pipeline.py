@@ -4,6 +4,14 @@
     python bench/pipeline.py --quick                 # 1 image, 1 thread: a smoke run in about a minute
     python bench/pipeline.py --measure-background    # cutout background choice, real EfficientNet-Lite0
     python bench/pipeline.py --beams 3,1 --tokens 32 # <OD> decode: 3 beams vs greedy at an answer's length
+    python bench/pipeline.py --images 1 --repeat 2 --threads 1,2   # torch vs OpenVINO encoders side by side
+
+With openvino installed (``--runtimes torch,openvino``, the default then), every CPU timing is printed for
+both LOOKALIKE_FULL_RUNTIME=torch and =openvino (the same torch models; OpenVINO runs SAM 2's image encoder,
+Florence-2's vision + text encoders and CLIP's image tower), with agreement lines on the demo catalog's
+photos: SAM 2 encoder cosine, mask IoU and logit correlation, Florence-2 vision/encoder cosine and the
+decoder's first-step logits and argmax tokens, CLIP embedding cosine and top-10 overlap. Conversions are
+cached in ``--cache-dir`` (converted once, like the app's LOOKALIKE_MODEL_CACHE_DIR).
 
 Prints, measured in one run: seconds per image per stage (Florence-2-base <OD>, SAM 2.1 hiera-tiny,
 cutout, CLIP ViT-B/32), batched vs unbatched CLIP embedding, vectorised cutout vs a per-pixel loop, the
@@ -31,6 +39,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 DATASET = Path(os.environ.get("CLOTHING_CC0_DIR", REPO_ROOT.parent / "shared" / "datasets" / "clothing-cc0"))
 FIXTURE_PHOTOS = REPO_ROOT / "tests" / "fixtures" / "photos"
+DEMO_PHOTOS = REPO_ROOT / "catalog" / "demo" / "images"
 
 
 def photo_rows() -> list[tuple[Path, str]]:
@@ -224,6 +233,194 @@ def bench_cutout_loop(photo: Image.Image) -> None:
     )
 
 
+# --- torch vs OpenVINO (LOOKALIKE_FULL_RUNTIME) ---------------------------------------------------------
+
+
+def build_openvino_stages(stages, cache_dir: str, precision: str):
+    """The same torch models with their encoders in OpenVINO, as LOOKALIKE_FULL_RUNTIME=openvino builds them
+    (the torch copies are kept here, so both runtimes run side by side)."""
+    from search.pipeline import full_openvino
+    from search.pipeline.detectors import Florence2Detector, florence2_image_size
+    from search.pipeline.embedders import ClipEmbedder
+    from search.pipeline.segmenters import Sam2Segmenter
+
+    detector, segmenter, embedder = stages
+    timings = {}
+    start = time.perf_counter()
+    encoders = full_openvino.Florence2Encoders.load(
+        detector.model, cache_dir, image_size=florence2_image_size(detector.processor), precision=precision
+    )
+    timings["Florence-2 vision + text encoder"] = time.perf_counter() - start
+    start = time.perf_counter()
+    sam_encoder = full_openvino.sam2_image_encoder(segmenter.model, cache_dir, precision=precision)
+    timings["SAM 2 image encoder"] = time.perf_counter() - start
+    start = time.perf_counter()
+    clip_tower = full_openvino.clip_image_tower(embedder.model, cache_dir, precision=precision)
+    timings["CLIP image tower"] = time.perf_counter() - start
+    print("OpenVINO conversion (or cache read) + compile, s: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    ov_detector = Florence2Detector(
+        detector.model,
+        detector.processor,
+        max_new_tokens=detector.max_new_tokens,
+        num_beams=detector.num_beams,
+        encoders=encoders,
+    )
+    ov_embedder = ClipEmbedder(
+        embedder.model, embedder.processor, model_id=embedder.model_id, batch_size=embedder.batch_size
+    )
+    ov_embedder.image_session = clip_tower
+    return ov_detector, Sam2Segmenter(segmenter.model, encoder=sam_encoder), ov_embedder
+
+
+def openvino_threads(ov_stages, threads: int):
+    """The OpenVINO stages recompiled for ``threads`` inference threads."""
+    detector, segmenter, embedder = ov_stages
+    detector.encoders = detector.encoders.with_threads(threads)
+    segmenter.encoder = segmenter.encoder.with_threads(threads)
+    embedder.image_session = embedder.image_session.with_threads(threads)
+    return ov_stages
+
+
+def detect_breakdown(detector, images: list[Image.Image], label: str) -> None:
+    """Where <OD> time goes: DaViT vision tower + projector, BART text encoder, and the rest (decoder steps)."""
+    import torch
+
+    model = detector.model
+    n = len(images)
+    inputs = detector.processor(text=["<OD>"] * n, images=images, return_tensors="pt")
+    with torch.inference_mode():
+        if detector.encoders is None:
+            vision = best_of(lambda: model.get_image_features(inputs["pixel_values"]), 1)
+            features = model.get_image_features(inputs["pixel_values"]).pooler_output
+        else:
+            vision = best_of(lambda: detector.encoders.image_features(inputs["pixel_values"].numpy()), 1)
+            features = torch.from_numpy(detector.encoders.image_features(inputs["pixel_values"].numpy()))
+        embeds = model.get_input_embeddings()(inputs["input_ids"])
+        slots = (inputs["input_ids"] == model.config.image_token_id).unsqueeze(-1)
+        embeds = embeds.masked_scatter(slots, features)
+        if detector.encoders is None:
+            text = best_of(lambda: model.model.get_encoder()(inputs_embeds=embeds), 1)
+        else:
+            text = best_of(lambda: detector.encoders.encode(embeds.numpy()), 1)
+    total = best_of(lambda: detector.detect(images), 1)
+    print(
+        f"[{label}] <OD> s/image ({detector.num_beams} beams): vision tower {vision / n:.2f}, text encoder "
+        f"{text / n:.2f} ({embeds.shape[1]} tokens), decoder + rest {(total - vision - text) / n:.2f}, "
+        f"total {total / n:.2f}"
+    )
+
+
+def print_comparison(torch_timings: dict[str, float], ov_timings: dict[str, float], label: str) -> None:
+    print(f"[{label}] s/image torch -> openvino (speed-up)")
+    for key, before in torch_timings.items():
+        after = ov_timings[key]
+        print(f"  {key:34s} {before:8.3f} -> {after:8.3f}  ({before / after:.2f}x)")
+
+
+def cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def demo_photos(count: int) -> list[Image.Image]:
+    paths = sorted(DEMO_PHOTOS.glob("*.jpg"))
+    step = max(1, len(paths) // max(count, 1))
+    return [Image.open(path).convert("RGB") for path in paths[::step][:count]]
+
+
+def agreement(stages, ov_stages, photos: list[Image.Image], tokens: int) -> None:
+    """OpenVINO vs torch fp32 on real photos (random weights: compare tensors and masks, not answers)."""
+    import torch
+
+    from search.pipeline.base import Box
+    from search.pipeline.segmenters import sam2_preprocess
+
+    detector, segmenter, embedder = stages
+    ov_detector, ov_segmenter, ov_embedder = ov_stages
+    # SAM 2: encoder maps, then masks for two boxes per photo (an inner box and the whole photo)
+    encoder_cos, ious, correlations = [[], [], []], [], []
+    for photo in photos:
+        w, h = photo.size
+        boxes = [Box(0.15 * w, 0.1 * h, 0.85 * w, 0.95 * h, label="top"), Box.whole(photo)]
+        pixels, scaled = sam2_preprocess(photo, boxes, size=segmenter.input_size)
+        with torch.inference_mode():
+            maps_torch = segmenter.model.get_image_embeddings(torch.from_numpy(pixels)[None])
+            maps_ov = ov_segmenter.encoder(pixels[None])
+            for index, (a, b) in enumerate(zip(maps_torch, maps_ov, strict=True)):
+                encoder_cos[index].append(cosine(a.numpy(), b))
+            box_tensor = torch.from_numpy(scaled)[None]
+            logits_torch = segmenter.model(image_embeddings=list(maps_torch), input_boxes=box_tensor).pred_masks
+            maps_ov_t = [torch.from_numpy(m) for m in maps_ov]
+            logits_ov = ov_segmenter.model(image_embeddings=maps_ov_t, input_boxes=box_tensor).pred_masks
+        for a, b in zip(logits_torch[0, :, 0].numpy(), logits_ov[0, :, 0].numpy(), strict=True):
+            correlations.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
+        masks_torch, masks_ov = segmenter.segment([photo], [boxes])[0], ov_segmenter.segment([photo], [boxes])[0]
+        for a, b in zip(masks_torch, masks_ov, strict=True):
+            x, y = np.asarray(a) > 0, np.asarray(b) > 0
+            union = np.logical_or(x, y).sum()
+            ious.append(1.0 if union == 0 else float(np.logical_and(x, y).sum() / union))
+    maps = ", ".join(f"map {i} min {min(c):.6f}" for i, c in enumerate(encoder_cos))
+    print(f"agreement SAM 2 ({len(photos)} photos): encoder cosine {maps}")
+    print(
+        f"agreement SAM 2 ({len(ious)} masks): mask IoU mean {np.mean(ious):.4f} min {min(ious):.4f}; "
+        f"low-res logit correlation mean {np.mean(correlations):.6f} min {min(correlations):.6f}"
+    )
+    # Florence-2: vision features, encoder output, first-step logits and argmax, greedy tokens
+    inputs = detector.processor(text=["<OD>"] * len(photos), images=photos, return_tensors="pt")
+    with torch.inference_mode():
+        vision_torch = detector.model.get_image_features(inputs["pixel_values"]).pooler_output.numpy()
+        vision_ov = ov_detector.encoders.image_features(inputs["pixel_values"].numpy())
+        encoded_torch = detector.encoder_inputs(photos)
+        encoded_ov = ov_detector.encoder_inputs(photos)
+        hidden_torch = detector.model.model.get_encoder()(
+            inputs_embeds=detector.model.get_input_embeddings()(encoded_torch["input_ids"]).masked_scatter(
+                (encoded_torch["input_ids"] == detector.model.config.image_token_id).unsqueeze(-1),
+                torch.from_numpy(vision_torch),
+            )
+        ).last_hidden_state.numpy()
+        hidden_ov = encoded_ov["encoder_outputs"].last_hidden_state.numpy()
+        start = torch.full((len(photos), 1), detector.model.config.text_config.decoder_start_token_id)
+        first_torch = detector.model(**encoded_torch, decoder_input_ids=start).logits[:, -1].numpy()
+        first_ov = detector.model(**encoded_ov, decoder_input_ids=start).logits[:, -1].numpy()
+    vision_cos = [cosine(a, b) for a, b in zip(vision_torch, vision_ov, strict=True)]
+    hidden_cos = [cosine(a, b) for a, b in zip(hidden_torch, hidden_ov, strict=True)]
+    logit_cos = [cosine(a, b) for a, b in zip(first_torch, first_ov, strict=True)]
+    same_argmax = float((first_torch.argmax(-1) == first_ov.argmax(-1)).mean())
+    top5 = np.mean(
+        [len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])) / 5 for a, b in zip(first_torch, first_ov, strict=True)]
+    )
+    print(
+        f"agreement Florence-2 ({len(photos)} photos): vision feature cosine min {min(vision_cos):.6f}, encoder "
+        f"output cosine min {min(hidden_cos):.6f}; first-step logits cosine min {min(logit_cos):.6f}, "
+        f"argmax same {same_argmax:.2f}, top-5 overlap {top5:.2f}"
+    )
+    saved = detector.num_beams, ov_detector.num_beams
+    detector.num_beams = ov_detector.num_beams = 1
+    try:
+        same_text = [a == b for a, b in zip(detector._generate(photos), ov_detector._generate(photos), strict=True)]
+    finally:
+        detector.num_beams, ov_detector.num_beams = saved
+    print(f"agreement Florence-2: greedy {tokens}-token answers identical on {sum(same_text)}/{len(same_text)} photos")
+    # CLIP: embeddings of photos and of cutout-like crops
+    crops = photos + [p.crop((p.width // 6, p.height // 8, p.width * 5 // 6, p.height * 7 // 8)) for p in photos]
+    vectors_torch, vectors_ov = embedder.embed_images(crops), ov_embedder.embed_images(crops)
+    cosines = (vectors_torch * vectors_ov).sum(axis=1)
+    k = min(10, len(crops) - 1)
+
+    def neighbours(vectors):
+        similarity = vectors @ vectors.T
+        np.fill_diagonal(similarity, -np.inf)
+        return np.argsort(-similarity, axis=1)[:, :k]
+
+    overlap = np.mean(
+        [len(set(a) & set(b)) / k for a, b in zip(neighbours(vectors_torch), neighbours(vectors_ov), strict=True)]
+    )
+    print(
+        f"agreement CLIP ({len(crops)} images): embedding cosine min {cosines.min():.6f} mean {cosines.mean():.6f}, "
+        f"top-{k} overlap {overlap:.3f}"
+    )
+
+
 def run_benchmark(args) -> None:
     import torch
 
@@ -238,12 +435,26 @@ def run_benchmark(args) -> None:
     stages = build_real_size_stages(args.tokens)
     print(f"built real-size models in {time.perf_counter() - start:.1f} s")
     bench_cutout_loop(photos[0])
-    for threads in [1] if args.quick else [1, 2]:
+    ov_stages = None
+    if "openvino" in args.runtimes:
+        ov_stages = build_openvino_stages(stages, args.cache_dir, args.precision)
+        print(f"peak RSS with torch + OpenVINO models: {peak_rss_mb():.0f} MB")
+        if args.agreement:
+            agreement(stages, ov_stages, demo_photos(args.agreement), args.tokens)
+    for threads in [1] if args.quick else args.threads:
         torch.set_num_threads(threads)
         label = f"cpu, {threads} thread{'s' if threads > 1 else ''}"
-        bench_stages(stages, photos, args.repeat, label)
-        bench_decode(stages[0], photos, args.beams, args.tokens, label)
-        bench_clip_batching(stages[2], batch_photos, args.repeat, label)
+        timings = {}
+        for runtime in args.runtimes:
+            run_stages = stages if runtime == "torch" else openvino_threads(ov_stages, threads)
+            run_label = f"{label}, {runtime}"
+            timings[runtime] = bench_stages(run_stages, photos, args.repeat, run_label)
+            detect_breakdown(run_stages[0], photos, run_label)
+            bench_decode(run_stages[0], photos, args.beams, args.tokens, run_label)
+            if runtime == "torch":
+                bench_clip_batching(run_stages[2], batch_photos, args.repeat, run_label)
+        if "torch" in timings and "openvino" in timings:
+            print_comparison(timings["torch"], timings["openvino"], label)
     print(f"peak RSS with all models loaded: {peak_rss_mb():.0f} MB (before models {rss_before:.0f} MB)")
     if torch.cuda.is_available():
         to_device(stages, torch.device("cuda"), torch.float16)
@@ -370,8 +581,21 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32, help="Florence-2 new tokens per image (default 32)")
     parser.add_argument("--beams", default="3,1", help="<OD> beam counts to compare (default 3,1; 1 = greedy)")
     parser.add_argument("--measure-background", action="store_true", help="cutout background measurement only")
+    parser.add_argument("--threads", default="1,2", help="CPU thread counts (default 1,2)")
+    parser.add_argument(
+        "--runtimes", default="", help="torch,openvino (default: both where openvino is installed, else torch)"
+    )
+    parser.add_argument("--precision", default="f32", choices=["f32", "bf16"], help="OpenVINO precision hint")
+    parser.add_argument("--cache-dir", default=str(REPO_ROOT / ".models" / "cache"), help="OpenVINO IR cache")
+    parser.add_argument("--agreement", type=int, default=6, help="demo photos for the agreement lines (0 = none)")
     args = parser.parse_args()
     args.beams = [int(count) for count in args.beams.split(",")]
+    args.threads = [int(count) for count in args.threads.split(",") if count.strip()]  # "": agreement only
+    if not args.runtimes:
+        from search.pipeline.openvino_runtime import openvino_available
+
+        args.runtimes = "torch,openvino" if openvino_available() else "torch"
+    args.runtimes = [name.strip() for name in args.runtimes.split(",") if name.strip()]
     if args.quick:
         args.images, args.repeat = 1, 1
     if args.measure_background:

@@ -365,12 +365,18 @@ LOOKALIKE_BOX_IOU = env_float("LOOKALIKE_BOX_IOU", 0.7)  # same-label boxes over
 LOOKALIKE_POSE = env_bool("LOOKALIKE_POSE", True)
 LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector label": "category" or null}
 # EfficientNet-Lite0 and CLIP's text tower in ONNX Runtime (exported once into the cache folder) or PyTorch;
-# auto = onnx on the CPU.
-LOOKALIKE_EMBEDDER_RUNTIME = env_str("LOOKALIKE_EMBEDDER_RUNTIME", "auto")  # auto | onnx | torch
+# auto = onnx on the CPU. openvino: EfficientNet-Lite0 (embedder + labeller) compiled by OpenVINO from the same
+# export, bf16 hint (same vectors here, no bf16 CPU; CLIP's text tower reads it as onnx).
+LOOKALIKE_EMBEDDER_RUNTIME = env_str("LOOKALIKE_EMBEDDER_RUNTIME", "auto")  # auto | onnx | openvino | torch
 # U2-Net-p (offline detector and segmenter): onnx = ONNX Runtime fp32; openvino = OpenVINO with a bf16 hint,
-# 1.9x faster here, masks at IoU .99 to onnx's (bench/offline_pipeline.py --salient-runtimes); auto = openvino
+# 1.9x faster on an AVX-512 BF16 CPU, even with ONNX Runtime on an AVX2 one, masks at IoU .99 to onnx's
+# (bench/offline_pipeline.py --salient-runtimes); auto = openvino
 # where it is installed.
 LOOKALIKE_SALIENT_RUNTIME = env_str("LOOKALIKE_SALIENT_RUNTIME", "auto")  # auto | onnx | openvino
+# Full profile: SAM 2's image encoder, Florence-2's vision + text encoders and CLIP's image tower in OpenVINO
+# (converted once into the cache folder; decoders stay in torch); openvino = f32, openvino-bf16 = bf16 where the
+# CPU has it; auto = torch for now (openvino's first start converts at ~7 GB RSS; search/pipeline/full_openvino.py).
+LOOKALIKE_FULL_RUNTIME = env_str("LOOKALIKE_FULL_RUNTIME", "auto")  # auto | torch | openvino | openvino-bf16
 LOOKALIKE_MODEL_CACHE_DIR = env_str("LOOKALIKE_MODEL_CACHE_DIR", str(BASE_DIR / ".models" / "cache"))
 # Florence-2 <OD> decoding: beams (1 = greedy) and the token cap (~6 tokens per box: label + 4 locations).
 LOOKALIKE_OD_NUM_BEAMS = env_int("LOOKALIKE_OD_NUM_BEAMS", 3)

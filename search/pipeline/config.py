@@ -44,7 +44,8 @@ class PipelineConfig:
     pose: bool = True  # offline detector: person photos split into upper/lower/feet (pose.py)
     label_map: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_LABEL_MAP))
     local_files_only: bool = False
-    embedder_runtime: str = "auto"  # auto (onnx on the CPU when onnxruntime is installed) | onnx | torch
+    embedder_runtime: str = "auto"  # auto (onnx on the CPU when onnxruntime is installed) | onnx | openvino | torch
+    full_runtime: str = "auto"  # full profile encoders: auto | torch | openvino | openvino-bf16 (full_openvino.py)
     model_cache_dir: str = ".models/cache"  # where exported (ONNX) models are written once
     detector_num_beams: int = 3
     detector_max_new_tokens: int = 256
@@ -87,6 +88,7 @@ class PipelineConfig:
             pose=bool(getattr(settings, "LOOKALIKE_POSE", defaults.pose)),
             label_map=merge_label_map(overrides),
             embedder_runtime=getattr(settings, "LOOKALIKE_EMBEDDER_RUNTIME", defaults.embedder_runtime),
+            full_runtime=getattr(settings, "LOOKALIKE_FULL_RUNTIME", defaults.full_runtime),
             model_cache_dir=str(getattr(settings, "LOOKALIKE_MODEL_CACHE_DIR", defaults.model_cache_dir)),
             detector_num_beams=getattr(settings, "LOOKALIKE_OD_NUM_BEAMS", defaults.detector_num_beams),
             detector_max_new_tokens=getattr(settings, "LOOKALIKE_OD_MAX_NEW_TOKENS", defaults.detector_max_new_tokens),

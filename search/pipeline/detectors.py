@@ -86,6 +86,12 @@ def select_garments(
     return kept
 
 
+def florence2_image_size(processor: Any) -> int:
+    """The square side Florence-2's processor resizes photos to (768 for the real models)."""
+    pixels = processor(text=[OD_TASK], images=[Image.new("RGB", (8, 8))], return_tensors="pt")["pixel_values"]
+    return int(pixels.shape[-1])
+
+
 class WholeImageDetector(Detector):
     """No model: the whole photo is one garment. Right for catalog shots of a single product."""
 
@@ -100,7 +106,12 @@ class WholeImageDetector(Detector):
 
 
 class Florence2Detector(Detector):
-    """Florence-2 ``<OD>`` (native transformers 5 classes), keeping all garment boxes."""
+    """Florence-2 ``<OD>`` (native transformers 5 classes), keeping all garment boxes.
+
+    ``encoders``: the vision tower and text encoder compiled by OpenVINO (full_openvino.Florence2Encoders,
+    chosen by LOOKALIKE_FULL_RUNTIME); ``generate`` then runs only the decoder, in PyTorch, with the same
+    greedy or beam search.
+    """
 
     name = "Florence-2 detector"
 
@@ -115,8 +126,10 @@ class Florence2Detector(Detector):
         batch_size: int = 8,
         max_new_tokens: int = 256,
         num_beams: int = 3,
+        encoders: Any = None,
     ):
         self.model = model
+        self.encoders = encoders
         self.processor = processor
         self.label_map = label_map
         self.min_area_fraction = min_area_fraction
@@ -147,9 +160,23 @@ class Florence2Detector(Detector):
             setting="LOOKALIKE_DETECTOR_MODEL",
             local_files_only=config.local_files_only,
         )
+        from search.pipeline import full_openvino
+
+        runtime = full_openvino.runtime_for(config, model)
+        encoders = None
+        if runtime != "torch":
+            encoders = full_openvino.Florence2Encoders.load(
+                model,
+                config.model_cache_dir,
+                image_size=florence2_image_size(processor),
+                threads=config.torch_threads,
+                precision=full_openvino.precision_for(runtime),
+            )
+            full_openvino.release(model.model, "vision_tower", "multi_modal_projector")
         return cls(
             model,
             processor,
+            encoders=encoders,
             label_map=config.label_map,
             min_area_fraction=config.min_box_area,
             iou_threshold=config.box_iou,
@@ -158,18 +185,36 @@ class Florence2Detector(Detector):
             num_beams=config.detector_num_beams,
         )
 
+    @property
+    def runtime(self) -> str:
+        return "torch" if self.encoders is None else "openvino"
+
+    def encoder_inputs(self, images: Sequence[Image.Image]) -> dict[str, Any]:
+        """``generate``'s encoder-side keywords: the pixels (torch), or the encoder's output (OpenVINO)."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutput
+
+        inputs = self.processor(text=[OD_TASK] * len(images), images=list(images), return_tensors="pt")
+        input_ids = inputs["input_ids"].to(self.model.device)
+        if self.encoders is None:
+            pixels = inputs["pixel_values"].to(device=self.model.device, dtype=self.model.dtype)
+            return {"input_ids": input_ids, "pixel_values": pixels}
+        features = torch.from_numpy(self.encoders.image_features(inputs["pixel_values"].numpy()))
+        embeds = self.model.get_input_embeddings()(input_ids)
+        image_slots = (input_ids == self.model.config.image_token_id).unsqueeze(-1)
+        embeds = embeds.masked_scatter(image_slots, features.to(embeds.dtype))
+        hidden = torch.from_numpy(self.encoders.encode(embeds.numpy()))
+        return {"input_ids": input_ids, "encoder_outputs": BaseModelOutput(last_hidden_state=hidden)}
+
     def _generate(self, images: Sequence[Image.Image]) -> list[str]:
         import torch
 
-        inputs = self.processor(text=[OD_TASK] * len(images), images=list(images), return_tensors="pt")
         # The decoder cannot run past its position table (1024 for Florence-2, far less for test models).
         decoder_positions = getattr(self.model.config.text_config, "max_position_embeddings", self.max_new_tokens + 2)
         max_new_tokens = min(self.max_new_tokens, decoder_positions - 2)
-        device, dtype = self.model.device, self.model.dtype
         with torch.inference_mode():
             generated = self.model.generate(
-                input_ids=inputs["input_ids"].to(device),
-                pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype),
+                **self.encoder_inputs(images),
                 max_new_tokens=max_new_tokens,
                 num_beams=self.num_beams,
                 do_sample=False,

@@ -52,12 +52,23 @@ class ClipEmbedder(Embedder):
 
     On the CPU the text tower runs in ONNX Runtime when it is installed (``LOOKALIKE_EMBEDDER_RUNTIME``
     auto|onnx): 3x faster per query than PyTorch at the real size, the same vectors (search/pipeline/onnx_runtime.py).
+    The image tower runs in OpenVINO when LOOKALIKE_FULL_RUNTIME picks it (``image_session``, full_openvino.py).
     """
 
     supports_text = True
 
-    def __init__(self, model: Any, processor: Any, *, model_id: str, batch_size: int = 16, text_session: Any = None):
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        model_id: str,
+        batch_size: int = 16,
+        text_session: Any = None,
+        image_session: Any = None,
+    ):
         self.model = model
+        self.image_session = image_session  # an OpenVinoGraph, or None: the image tower runs in PyTorch
         self.processor = processor
         self.model_id = model_id
         self.dim = int(model.config.projection_dim)
@@ -69,6 +80,10 @@ class ClipEmbedder(Embedder):
     @property
     def text_runtime(self) -> str:
         return "torch" if self.text_session is None else "onnx"
+
+    @property
+    def image_runtime(self) -> str:
+        return "torch" if self.image_session is None else "openvino"
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> ClipEmbedder:
@@ -97,12 +112,23 @@ class ClipEmbedder(Embedder):
         text_session = None
         if resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type) == "onnx":
             text_session = OnnxClipText.load(model, config.model_cache_dir, threads=config.torch_threads)
+        from search.pipeline import full_openvino
+
+        runtime = full_openvino.runtime_for(config, model)
+        image_session = None
+        if runtime != "torch":
+            precision = full_openvino.precision_for(runtime)
+            image_session = full_openvino.clip_image_tower(
+                model, config.model_cache_dir, threads=config.torch_threads, precision=precision
+            )
+            full_openvino.release(model, "vision_model", "visual_projection")
         return cls(
             model,
             processor,
             model_id=model_id_for(config.embedder_model),
             batch_size=config.batch_size,
             text_session=text_session,
+            image_session=image_session,
         )
 
     def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -111,6 +137,11 @@ class ClipEmbedder(Embedder):
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         chunks = []
+        if self.image_session is not None:
+            for batch in _batches(images, self.batch_size):
+                pixels = self.processor(images=[to_rgb(image) for image in batch], return_tensors="np")["pixel_values"]
+                chunks.append(self.image_session(pixels.astype(np.float32))[0])
+            return l2_normalize(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))
         with torch.inference_mode():
             for batch in _batches(images, self.batch_size):
                 features = projected_embeddings(self.model.get_image_features(pixel_values=self.pixel_values(batch)))
@@ -235,14 +266,19 @@ class EfficientNetLiteEmbedder(Embedder):
         threads: int = 0,
         center: np.ndarray | None = None,
     ) -> EfficientNetLiteEmbedder:
-        """``runtime="onnx"`` runs the model exported once into ``cache_dir`` in ONNX Runtime (CPU)."""
-        if runtime == "onnx":
+        """``runtime="onnx"`` / ``"openvino"`` runs the model exported once into ``cache_dir`` in ONNX Runtime /
+        OpenVINO (CPU); one session per process, shared with the box labeller."""
+        if runtime in ("onnx", "openvino"):
             from search.pipeline.onnx_runtime import shared_efficientnet_lite0
 
             if cache_dir is None:
-                raise ModelLoadError("The ONNX efficientnet-lite0 needs a cache folder (LOOKALIKE_MODEL_CACHE_DIR).")
-            model = shared_efficientnet_lite0(str(cache_dir), threads)
+                raise ModelLoadError(
+                    f"The {runtime} efficientnet-lite0 needs a cache folder (LOOKALIKE_MODEL_CACHE_DIR)."
+                )
+            model = shared_efficientnet_lite0(str(cache_dir), threads, runtime)
             return cls(model, batch_size=batch_size, center=center)
+        if runtime != "torch":
+            raise ModelLoadError(f"Unknown efficientnet-lite0 runtime {runtime!r}; choose torch, onnx or openvino.")
         model = load_efficientnet_lite0()
         model.to(device=device or torch.device("cpu"), dtype=dtype or torch.float32)
         return cls(model, batch_size=batch_size, center=center)
@@ -251,7 +287,7 @@ class EfficientNetLiteEmbedder(Embedder):
     def from_config(cls, config: PipelineConfig) -> EfficientNetLiteEmbedder:
         from search.pipeline.onnx_runtime import resolve_runtime
 
-        runtime = resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type)
+        runtime = resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type, openvino=True)
         return cls.load(
             device=config.torch_device,
             dtype=config.torch_dtype,
@@ -264,11 +300,11 @@ class EfficientNetLiteEmbedder(Embedder):
 
     @property
     def runtime(self) -> str:
-        return "torch" if isinstance(self.model, torch.nn.Module) else "onnx"
+        return "torch" if isinstance(self.model, torch.nn.Module) else self.model.runtime
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         chunks = []
-        if self.runtime == "onnx":
+        if self.runtime != "torch":
             for batch in _batches(images, self.batch_size):
                 chunks.append(self.model.features(imagenet_batch(batch)))
             return self._finish(np.concatenate(chunks) if chunks else np.zeros((0, self.dim), np.float32))

@@ -220,23 +220,23 @@ def _salient_model(threads: int, runtime: str) -> SalientModel:
 @lru_cache(maxsize=2)
 def shared_classifier(runtime: str = "torch", cache_dir: str | None = None, threads: int = 0) -> Any:
     """One EfficientNet-Lite0 (with its ImageNet head) per process for labelling boxes: the torch module, or
-    with ``runtime="onnx"`` the embedder's own session (same top-1 class from its logits output)."""
+    with ``runtime="onnx"``/``"openvino"`` the embedder's own session (same top-1 class from its logits output)."""
     from search.pipeline.embedders import EfficientNetLiteEmbedder
 
     return EfficientNetLiteEmbedder.load(runtime=runtime, cache_dir=cache_dir, threads=threads).model
 
 
 def classifier_runtime(config: PipelineConfig) -> tuple[str, str | None]:
-    """(runtime, cache folder) for the box labeller: the embedder's runtime choice (onnx on the CPU)."""
+    """(runtime, cache folder) for the box labeller: the embedder's runtime choice (openvino or onnx on the CPU)."""
     from search.pipeline.onnx_runtime import resolve_runtime
 
-    runtime = resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type)
-    return runtime, (str(config.model_cache_dir) if runtime == "onnx" else None)
+    runtime = resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type, openvino=True)
+    return runtime, (str(config.model_cache_dir) if runtime != "torch" else None)
 
 
 def imagenet_probabilities(classifier: Any, pixels: np.ndarray) -> np.ndarray:
     """Softmax over ImageNet's 1,000 classes for a batch of preprocessed crops, from either classifier."""
-    if hasattr(classifier, "logits"):  # the ONNX graph
+    if hasattr(classifier, "logits"):  # the exported graph (ONNX Runtime or OpenVINO)
         from scipy.special import softmax
 
         return softmax(classifier.logits(pixels).astype(np.float64), axis=1)

@@ -11,6 +11,11 @@ with the same features (cosine > 0.9999). The export runs once, at first use, in
 ``LOOKALIKE_MODEL_CACHE_DIR``; the file name carries the weights' size and the exporter's version, so a new
 weights file or torch makes a new export. Writes go to a temporary file then ``os.replace``, so two workers
 exporting at once cannot leave a half-written model.
+
+``LOOKALIKE_EMBEDDER_RUNTIME=openvino`` compiles that same exported file with OpenVINO instead (bf16 hint, as
+U²-Net-p; f32 on CPUs without bf16). On an AVX2-only EPYC (no bf16) it gave the same features (cosine 1.000000)
+and ImageNet top-1 as ONNX Runtime at about the same CPU time (-3% to +25% per image across runs), so ``auto``
+stays ``onnx``: opt in where bf16 makes it faster (bench/offline_pipeline.py --embedder-runtimes).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from search.pipeline.base import ModelLoadError
 
-RUNTIMES = ("auto", "onnx", "torch")
+RUNTIMES = ("auto", "onnx", "openvino", "torch")
 EFFICIENTNET_LITE0_ONNX_OPSET = 17
 _export_lock = threading.Lock()
 
@@ -223,6 +228,8 @@ class OnnxClipText:
 class OnnxEfficientNetLite0:
     """EfficientNet-Lite0 in ONNX Runtime: ``run(pixels)`` -> (features (n, 1280), logits (n, 1000))."""
 
+    runtime = "onnx"
+
     def __init__(self, session: Any):
         self.session = session
 
@@ -245,15 +252,68 @@ class OnnxEfficientNetLite0:
         return self.session.run(["logits"], {"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})[0]
 
 
+class OpenVinoEfficientNetLite0:
+    """EfficientNet-Lite0 in OpenVINO, compiled from the same exported .onnx: the OnnxEfficientNetLite0 interface.
+
+    One infer request per calling thread: a compiled model is shared, an infer request is not thread-safe.
+    """
+
+    runtime = "openvino"
+
+    def __init__(self, compiled: Any):
+        self.compiled = compiled
+        self._features, self._logits = compiled.output("features"), compiled.output("logits")
+        self._local = threading.local()
+
+    @classmethod
+    def load(cls, cache_dir: str | Path, *, threads: int = 0) -> OpenVinoEfficientNetLite0:
+        from search.pipeline.openvino_runtime import cpu_compiled, import_openvino
+
+        what = "the efficientnet-lite0 embedder in OpenVINO"
+        try:
+            import_openvino(what)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{exc} Or set LOOKALIKE_EMBEDDER_RUNTIME=onnx.") from exc
+        path = efficientnet_lite0_onnx_path(cache_dir)
+        return cls(cpu_compiled(path, threads=threads, what="efficientnet-lite0 (OpenVINO)"))
+
+    def _infer(self, pixels: np.ndarray) -> Any:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request.infer({"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
+
+    def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outputs = self._infer(pixels)
+        return outputs[self._features], outputs[self._logits]
+
+    def features(self, pixels: np.ndarray) -> np.ndarray:
+        return self._infer(pixels)[self._features]
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        return self._infer(pixels)[self._logits]
+
+
+EFFICIENTNET_LITE0_RUNTIMES = {"onnx": OnnxEfficientNetLite0, "openvino": OpenVinoEfficientNetLite0}
+
+
 @lru_cache(maxsize=4)
-def shared_efficientnet_lite0(cache_dir: str, threads: int = 0) -> OnnxEfficientNetLite0:
-    """One EfficientNet-Lite0 session per process (cache folder and threads): the offline embedder and the
-    box labeller read the same graph's two outputs."""
-    return OnnxEfficientNetLite0.load(cache_dir, threads=threads)
+def shared_efficientnet_lite0(
+    cache_dir: str, threads: int = 0, runtime: str = "onnx"
+) -> OnnxEfficientNetLite0 | OpenVinoEfficientNetLite0:
+    """One EfficientNet-Lite0 session per process (cache folder, threads, runtime "onnx" or "openvino"): the
+    offline embedder and the box labeller read the same graph's two outputs."""
+    if runtime not in EFFICIENTNET_LITE0_RUNTIMES:
+        raise ModelLoadError(f"Unknown efficientnet-lite0 runtime {runtime!r}; choose onnx or openvino.")
+    return EFFICIENTNET_LITE0_RUNTIMES[runtime].load(cache_dir, threads=threads)
 
 
-def resolve_runtime(name: str, *, device_type: str = "cpu") -> str:
-    """``auto`` is ``onnx`` on the CPU when onnxruntime is installed, else ``torch`` (GPUs stay on torch)."""
+def resolve_runtime(name: str, *, device_type: str = "cpu", openvino: bool = False) -> str:
+    """``auto`` is ``onnx`` on the CPU when onnxruntime is installed, else ``torch`` (GPUs stay on torch).
+
+    ``openvino=True``: the caller has an OpenVINO path (EfficientNet-Lite0), so ``openvino`` is kept; a caller
+    without one (CLIP's text tower) reads ``openvino`` as ``onnx``, the nearest CPU runtime.
+    """
     name = (name or "auto").strip().lower()
     if name not in RUNTIMES:
         from search.pipeline.base import PipelineError
@@ -261,4 +321,6 @@ def resolve_runtime(name: str, *, device_type: str = "cpu") -> str:
         raise PipelineError(f"LOOKALIKE_EMBEDDER_RUNTIME={name!r} is not one of {', '.join(RUNTIMES)}.")
     if name == "auto":
         return "onnx" if device_type == "cpu" and onnxruntime_available() else "torch"
+    if name == "openvino" and not openvino:
+        return "onnx"
     return name

@@ -14,13 +14,13 @@ from search.pipeline.base import ModelLoadError
 PRECISIONS = ("f32", "bf16")
 
 
-def import_openvino(what: str) -> Any:
-    """``openvino``, or a ModelLoadError naming ``what`` needed it and how to install it."""
+def import_openvino(what: str, hint: str = "") -> Any:
+    """``openvino``, or a ModelLoadError naming ``what`` needed it and how to install it (``hint``: another way)."""
     try:
         import openvino
     except ImportError as exc:
         raise ModelLoadError(
-            f"Could not load {what}: openvino is missing. Run `pip install openvino` (requirements.txt)."
+            f"Could not load {what}: openvino is missing. Run `pip install openvino` (requirements.txt){hint}."
         ) from exc
     return openvino
 
@@ -38,11 +38,15 @@ def cpu_compiled(model: str | Path | Any, *, threads: int = 0, precision: str = 
 
     ``threads`` 0 lets OpenVINO use every core; ``precision`` is the inference precision hint (bf16 falls back
     to f32 on CPUs without bf16 support, which OpenVINO decides itself).
+
+    CPU pinning is off: OpenVINO pins its threads from the first core in every process, so two 1-thread worker
+    processes shared one core and ran at half speed each (U²-Net-p 1.04 s/photo each vs 0.53 alone); unpinned,
+    the OS spreads them (bench/offline_pipeline.py --processes).
     """
     if precision not in PRECISIONS:
         raise ModelLoadError(f"Unknown OpenVINO precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     openvino = import_openvino(what)
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision, "ENABLE_CPU_PINNING": False}
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     try:

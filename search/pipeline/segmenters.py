@@ -74,13 +74,22 @@ def masks_from_logits(low_res_logits: Any, size: tuple[int, int]) -> list[Image.
 
 
 class Sam2Segmenter(Segmenter):
-    """SAM 2 with box prompts: one image-encoder pass per image, then the mask decoder for all its boxes."""
+    """SAM 2 with box prompts: one image-encoder pass per image, then the mask decoder for all its boxes.
+
+    ``encoder``: the image encoder compiled by OpenVINO (full_openvino.sam2_image_encoder, chosen by
+    LOOKALIKE_FULL_RUNTIME); the prompt encoder and mask decoder stay in PyTorch.
+    """
 
     name = "SAM 2 segmenter"
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, *, encoder: Any = None):
         self.model = model
+        self.encoder = encoder
         self.input_size = int(model.config.prompt_encoder_config.image_size)
+
+    @property
+    def runtime(self) -> str:
+        return "torch" if self.encoder is None else "openvino"
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> Sam2Segmenter:
@@ -97,7 +106,16 @@ class Sam2Segmenter(Segmenter):
             dtype=config.torch_dtype,
             local_files_only=config.local_files_only,
         )
-        return cls(model)
+        from search.pipeline import full_openvino
+
+        runtime = full_openvino.runtime_for(config, model)
+        if runtime == "torch":
+            return cls(model)
+        encoder = full_openvino.sam2_image_encoder(
+            model, config.model_cache_dir, threads=config.torch_threads, precision=full_openvino.precision_for(runtime)
+        )
+        full_openvino.release(model, "vision_encoder")
+        return cls(model, encoder=encoder)
 
     def _segment_one(self, image: Image.Image, boxes: Sequence[Box]) -> list[Image.Image]:
         import torch
@@ -107,8 +125,12 @@ class Sam2Segmenter(Segmenter):
         pixels, scaled_boxes = sam2_preprocess(image, boxes, size=self.input_size)
         device, dtype = self.model.device, self.model.dtype
         with torch.inference_mode():
+            if self.encoder is None:
+                encoded = {"pixel_values": torch.from_numpy(pixels)[None].to(device=device, dtype=dtype)}
+            else:
+                encoded = {"image_embeddings": [torch.from_numpy(maps) for maps in self.encoder(pixels[None])]}
             outputs = self.model(
-                pixel_values=torch.from_numpy(pixels)[None].to(device=device, dtype=dtype),
+                **encoded,
                 input_boxes=torch.from_numpy(scaled_boxes)[None].to(device=device, dtype=dtype),
                 multimask_output=False,
             )
