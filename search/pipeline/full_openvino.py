@@ -43,7 +43,8 @@ def resolve_full_runtime(name: str, *, device_type: str = "cpu") -> str:
 
     Measured on the 2-core AVX2 machine (bench/pipeline.py, same run): 2 threads, full pipeline 12.7 -> 9.0 s
     (1.42x; SAM 2 1.95x, <OD> 1.30x, CLIP 1.76x); 1 thread about even (0.95x), the same masks and tokens.
-    Not the default yet: the first start converts for ~2.3 min at ~7 GB RSS, over a worker's 3 GB budget.
+    Not the default yet: a worker peaks at 7.6 GB on its first start (conversion) and 4.3 GB on later ones,
+    over its 3 GB budget (bench/full_memory.py; torch: 2.7 GB).
     """
     name = (name or "auto").strip().lower()
     if name not in FULL_RUNTIMES:
