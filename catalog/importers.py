@@ -266,8 +266,9 @@ def _write_in_bulk(rows: list[_Row], report: ImportReport, errors: list[RowError
             photos.append(services.NewPhoto(product, photo, source_url=_photo_url(reference), position=position))
             owners.append(row.number)
     stored = services.add_images(photos)
-    added = Counter(number for number, (_image, created) in zip(owners, stored, strict=True) if created)
-    duplicate = Counter(number for number, (_image, created) in zip(owners, stored, strict=True) if not created)
+    added, duplicate = Counter(), Counter()
+    for number, (_image, created) in zip(owners, stored, strict=True):
+        (added if created else duplicate)[number] += 1
     for row, outcome in zip(rows, outcomes, strict=True):
         if isinstance(outcome, DomainError):
             errors.append(RowError(row=row.number, product_id=row.product_id, message=str(outcome)))

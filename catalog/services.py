@@ -127,20 +127,10 @@ def upsert_product(
         product = (
             Product.objects.select_for_update().filter(shop=cleaned.get("shop", ""), external_id=external_id).first()
         )
-    created = product is None
-    if created:
-        if not cleaned.get("name"):
-            raise InvalidProduct("name is required for a new product")
-        product = Product(source_url=source_url or None, external_id=external_id)
-    elif source_url and not product.source_url:
-        product.source_url = source_url
-    if external_id and not product.external_id:
-        product.external_id = str(external_id)
-    for key, value in cleaned.items():
-        setattr(product, key, value)
-    if product.price is not None and not product.currency:
-        raise InvalidProduct("a price needs a currency")
-    product.save()
+    item = ProductInput(source_url=source_url, external_id=external_id, shop=shop, fields=fields)
+    product, created, changed = _apply(product, item, cleaned)
+    if created or changed:  # a record that changes nothing writes nothing, as in upsert_products
+        product.save()
     return product, created
 
 
@@ -249,19 +239,15 @@ def _apply(product: Product | None, item: ProductInput, cleaned: dict) -> tuple[
         if not cleaned.get("name"):
             raise InvalidProduct("name is required for a new product")
         product = Product(source_url=item.source_url or None, external_id=item.external_id)
-    else:
-        original = {name: getattr(product, name) for name in _RECORD_COLUMNS}
+    if cleaned.get("price", product.price) is not None and not cleaned.get("currency", product.currency):
+        raise InvalidProduct("a price needs a currency")  # checked before any change to the instance
+    original = {name: getattr(product, name) for name in _RECORD_COLUMNS}
     if item.source_url and not product.source_url:
         product.source_url = item.source_url
     if item.external_id and not product.external_id:
         product.external_id = str(item.external_id)
     for key, value in cleaned.items():
         setattr(product, key, value)
-    if product.price is not None and not product.currency:
-        if not created:  # leave the stored instance as it was read
-            for name, value in original.items():
-                setattr(product, name, value)
-        raise InvalidProduct("a price needs a currency")
     if created:
         return product, True, set()
     return product, False, {name for name, value in original.items() if getattr(product, name) != value}

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from search.pipeline.base import ModelLoadError, PipelineError
-from search.pipeline.openvino_runtime import cpu_compiled, import_openvino
+from search.pipeline.openvino_runtime import InferPerThread, cpu_compiled, import_openvino
 
 FULL_RUNTIMES = ("auto", "torch", "openvino", "openvino-bf16")
 SETTING = "LOOKALIKE_FULL_RUNTIME"
@@ -158,15 +158,14 @@ class OpenVinoGraph:
         self.what = what
         self.threads = threads
         self.compiled = cpu_compiled(model, threads=threads, precision=precision, what=what)
-        self._lock = threading.Lock()  # one infer request per graph; the pipeline is shared by threads
+        self._infer = InferPerThread(self.compiled)  # the pipeline is shared by threads
 
     def with_threads(self, threads: int) -> OpenVinoGraph:
         return OpenVinoGraph(self.model, threads=threads, precision=self.precision, what=self.what)
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        with self._lock:
-            result = self.compiled([np.ascontiguousarray(value) for value in inputs])
-            return [np.array(result[index]) for index in range(len(self.compiled.outputs))]
+        result = self._infer([np.ascontiguousarray(value) for value in inputs])
+        return [np.array(result[index]) for index in range(len(self.compiled.outputs))]
 
 
 def _threads(threads: int) -> int:

@@ -151,10 +151,10 @@ class SalientModel:
         """``runtime`` "onnx" (ONNX Runtime fp32) or "openvino" (OpenVINO, bf16 hint): same .onnx file."""
         what = "the offline segmenter U2-Net-p"
         if runtime == "openvino":
-            from search.pipeline.openvino_runtime import cpu_compiled
+            from search.pipeline.openvino_runtime import InferPerThread, cpu_compiled
 
-            compiled = cpu_compiled(u2netp_model_path(), threads=threads, what=what)
-            return cls(lambda pixels: compiled(pixels)[0], runtime=runtime)
+            infer = InferPerThread(cpu_compiled(u2netp_model_path(), threads=threads, what=what))
+            return cls(lambda pixels: infer([pixels])[0], runtime=runtime)
         if runtime != "onnx":
             raise ModelLoadError(f"Unknown U2-Net-p runtime {runtime!r}; choose onnx or openvino.")
         from search.pipeline.onnx_runtime import cpu_session, import_onnxruntime

@@ -253,35 +253,27 @@ class OnnxEfficientNetLite0:
 
 
 class OpenVinoEfficientNetLite0:
-    """EfficientNet-Lite0 in OpenVINO, compiled from the same exported .onnx: the OnnxEfficientNetLite0 interface.
-
-    One infer request per calling thread: a compiled model is shared, an infer request is not thread-safe.
-    """
+    """EfficientNet-Lite0 in OpenVINO, compiled from the same exported .onnx: the OnnxEfficientNetLite0 interface."""
 
     runtime = "openvino"
 
     def __init__(self, compiled: Any):
+        from search.pipeline.openvino_runtime import InferPerThread
+
         self.compiled = compiled
         self._features, self._logits = compiled.output("features"), compiled.output("logits")
-        self._local = threading.local()
+        self._infer_request = InferPerThread(compiled)
 
     @classmethod
     def load(cls, cache_dir: str | Path, *, threads: int = 0) -> OpenVinoEfficientNetLite0:
         from search.pipeline.openvino_runtime import cpu_compiled, import_openvino
 
-        what = "the efficientnet-lite0 embedder in OpenVINO"
-        try:
-            import_openvino(what)
-        except ModelLoadError as exc:
-            raise ModelLoadError(f"{exc} Or set LOOKALIKE_EMBEDDER_RUNTIME=onnx.") from exc
+        import_openvino("the efficientnet-lite0 embedder in OpenVINO", hint=", or set LOOKALIKE_EMBEDDER_RUNTIME=onnx")
         path = efficientnet_lite0_onnx_path(cache_dir)
         return cls(cpu_compiled(path, threads=threads, what="efficientnet-lite0 (OpenVINO)"))
 
     def _infer(self, pixels: np.ndarray) -> Any:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        return request.infer({"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
+        return self._infer_request({"pixels": np.ascontiguousarray(pixels, dtype=np.float32)})
 
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         outputs = self._infer(pixels)
