@@ -213,6 +213,10 @@ class BrowserConfig:
     policy: AddressPolicy | None = None
 
 
+class _LoadStillPending(Exception):
+    """The first command after get() timed out waiting for a load that get() had not waited for."""
+
+
 class BrowserSession:
     """A Chromium instance of its own (fresh profile in a temporary directory), restarted if it dies."""
 
@@ -309,14 +313,7 @@ class BrowserSession:
         try:
             driver.get(url)
         except TimeoutException as exc:
-            # The load event may never come (an onerror handler that re-points broken images forever) although
-            # the document is all there: read what exists at the deadline; only an empty page is a failure.
-            if not self._document_after_timeout(url):
-                raise PageLoadError(
-                    f"{url} did not finish loading within {self.config.page_timeout:g}s",
-                    retryable=True,
-                    reason=PageLoadError.REASON_TIMEOUT,
-                ) from exc
+            self._read_after_load_timeout(url, exc)
             load_timed_out = True
         except InvalidSessionIdException as exc:
             self.close()
@@ -328,24 +325,35 @@ class BrowserSession:
                 raise PageLoadError(f"{url} could not be loaded ({message})", retryable=True) from exc
             net_error = message.split("net::", 1)[1].split()[0]
             raise self._navigation_failure(url, net_error, detail=message) from exc
-        for attempt in range(DIALOG_RETRIES + 1):
+        dialogs = 0
+        while True:
             try:
                 return self._snapshot(url, started, load_timed_out)
+            except _LoadStillPending as pending:
+                # get() came back before the load event, and the first command then waited for it until the
+                # page timeout: the same case as get() timing out itself (this happens once: the flag is set).
+                self._read_after_load_timeout(url, pending.__cause__)
+                load_timed_out = True
             except UnexpectedAlertPresentException:
                 # A dialog that opened in the middle of a command: chromedriver refuses that one command
                 # even though it dismisses the dialog. Dismiss it (if still there) and read the page again.
-                if attempt == DIALOG_RETRIES:
+                if dialogs == DIALOG_RETRIES:
                     self.close()
                     raise PageLoadError(f"{url} kept opening dialogs", retryable=True) from None
+                dialogs += 1
                 with contextlib.suppress(NoAlertPresentException, WebDriverException):
                     driver.switch_to.alert.dismiss()
-        raise AssertionError("unreachable")
 
     def _snapshot(self, url: str, started: float, load_timed_out: bool) -> PageSnapshot:
         """Everything after the navigation: failure pages, status, settling, scrolling, the rendered HTML."""
         driver = self.driver
         try:
-            net_error = driver.execute_script(NET_ERROR_PAGE_JS)
+            try:
+                net_error = driver.execute_script(NET_ERROR_PAGE_JS)
+            except TimeoutException as exc:
+                if load_timed_out:
+                    raise
+                raise _LoadStillPending from exc
             if net_error is not None:
                 raise self._navigation_failure(url, net_error or "ERR_UNKNOWN")
             status = driver.execute_script(NAVIGATION_STATUS_JS)
@@ -428,6 +436,16 @@ class BrowserSession:
             net_error=net_error,
             final_url=final_url,
         )
+
+    def _read_after_load_timeout(self, url: str, exc: BaseException | None) -> None:
+        """The load event may never come (an onerror handler that re-points broken images forever) although the
+        document is all there: read what exists at the deadline; only an empty page is a failure."""
+        if not self._document_after_timeout(url):
+            raise PageLoadError(
+                f"{url} did not finish loading within {self.config.page_timeout:g}s",
+                retryable=True,
+                reason=PageLoadError.REASON_TIMEOUT,
+            ) from exc
 
     def _document_after_timeout(self, url: str) -> bool:
         """Stop the load; True if the page has a body with elements to read (the browser is then still usable)."""

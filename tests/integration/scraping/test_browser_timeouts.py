@@ -5,6 +5,7 @@ timeout. Needs Chromium (marked ``browser``); the servers listen on 127.0.0.1 on
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 
 from scraping.browser import BrowserSession, PageLoadError
 from scraping.extract import extract_product
@@ -66,3 +67,32 @@ def test_a_very_tall_page_is_scrolled_in_steps_that_fit_the_script_timeout(pages
         assert "the bottom" in snapshot.html
         assert snapshot.load_timed_out is False
         assert snapshot.scroll_rounds >= 1
+
+
+def test_a_load_that_get_did_not_wait_for_is_handled_like_a_load_timeout(pages):
+    # Seen in CI: get() returned, then the first command waited for the still-pending load and timed out
+    # ("Timed out receiving message from renderer"). The page is then read from its DOM, as when get() times out.
+    config = browser_config(policy=ONLY_127_0_0_1, page_timeout=3.0, scroll_max_seconds=1.0, settle_max_ms=500)
+    with BrowserSession(config) as session:
+        session.start()
+        driver = session.driver
+        real_get, real_execute_script = driver.get, driver.execute_script
+        pending = {"load": False}
+
+        def get_without_waiting(url):
+            try:
+                real_get(url)
+            except TimeoutException:
+                pending["load"] = True
+
+        def execute_script(script, *args):
+            if pending.pop("load", False):
+                raise TimeoutException("timeout: Timed out receiving message from renderer: 3.000")
+            return real_execute_script(script, *args)
+
+        driver.get, driver.execute_script = get_without_waiting, execute_script
+        snapshot = session.load(pages.url("/never-loads"))
+        assert pending == {}, "the pending load was not simulated"
+        assert snapshot.load_timed_out is True
+        assert extract_product(snapshot.html, snapshot.final_url).sku == "NL-1001"
+        assert "A plain page" in session.load(pages.url("/plain")).html
