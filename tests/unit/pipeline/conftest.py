@@ -11,6 +11,21 @@ import pytest
 DEMO_CATALOG = Path(__file__).resolve().parents[3] / "catalog" / "demo"
 
 
+def tiny_full_config(tiny_model_dirs, **overrides):
+    """A full-profile PipelineConfig of the tiny test models on the CPU, one thread; ``overrides`` on top."""
+    from search.pipeline.registry import PipelineConfig
+
+    return PipelineConfig(
+        profile="full",
+        detector_model=str(tiny_model_dirs["detector"]),
+        segmenter_model=str(tiny_model_dirs["segmenter"]),
+        embedder_model=str(tiny_model_dirs["embedder"]),
+        device="cpu",
+        torch_threads=1,
+        **overrides,
+    )
+
+
 def real_photos(category: str, count: int) -> list[Path]:
     """The first ``count`` real CC0 photos of a category ("T-Shirt", "Shoes", ...) in the demo catalog."""
     products = json.loads((DEMO_CATALOG / "products.json").read_text())

@@ -14,19 +14,14 @@ from search.pipeline.detectors import Florence2Detector
 from search.pipeline.embedders import ClipEmbedder
 from search.pipeline.segmenters import Sam2Segmenter
 
-from .conftest import real_photos
+from .conftest import real_photos, tiny_full_config
 
 pytest.importorskip("openvino")
 
 
 def _config(tiny_model_dirs, cache_dir, runtime: str) -> PipelineConfig:
-    return PipelineConfig(
-        profile="full",
-        detector_model=str(tiny_model_dirs["detector"]),
-        segmenter_model=str(tiny_model_dirs["segmenter"]),
-        embedder_model=str(tiny_model_dirs["embedder"]),
-        device="cpu",
-        torch_threads=1,
+    return tiny_full_config(
+        tiny_model_dirs,
         full_runtime=runtime,
         embedder_runtime="torch",
         model_cache_dir=str(cache_dir),

@@ -11,17 +11,11 @@ from search.pipeline.base import Box, GarmentResult
 @pytest.fixture(scope="module")
 def tiny_pipeline(tiny_model_dirs):
     """Built once for the module straight from a config (the settings path is tested in test_registry)."""
-    from search.pipeline.registry import PipelineConfig, build_pipeline
+    from search.pipeline.registry import build_pipeline
 
-    config = PipelineConfig(
-        profile="full",
-        detector_model=str(tiny_model_dirs["detector"]),
-        segmenter_model=str(tiny_model_dirs["segmenter"]),
-        embedder_model=str(tiny_model_dirs["embedder"]),
-        device="cpu",
-        torch_threads=1,
-    )
-    return build_pipeline(config)
+    from .conftest import tiny_full_config
+
+    return build_pipeline(tiny_full_config(tiny_model_dirs))
 
 
 def photo(size=(120, 90)) -> Image.Image:
