@@ -2,13 +2,20 @@
 
 Usage: python bench/full_memory.py [--threads 2]
 
-Each mode runs in a fresh process: it builds the real-size architectures with random weights (seeded, as
-bench/pipeline.py does: Florence-2-base, SAM 2.1 hiera-tiny, CLIP ViT-B/32), puts the encoders in OpenVINO the
-way the app does (convert or read the cache, then drop the torch copies of what OpenVINO now runs), pushes
-two demo photos through detect -> segment -> cutout -> embed, and prints its peak RSS (ru_maxrss).
+The real-size architectures with random weights (seeded, as bench/pipeline.py builds them: Florence-2-base,
+SAM 2.1 hiera-tiny, CLIP ViT-B/32) are saved once into model folders; each mode then runs in a fresh
+process that builds its pipeline from those folders exactly as a worker does (``build_pipeline`` of a
+full-profile PipelineConfig: the stages' ``from_config``, CLIP's text tower in ONNX Runtime as ``auto``
+picks on the CPU, OpenVINO's conversion or cache read, the torch copies released), pushes two demo photos
+through detect -> segment -> cutout -> embed, and prints:
+
+- peak RSS (ru_maxrss): every resident page, including the OpenVINO IR weight files that are mapped
+  read-only (file-backed: shared between workers that map the same file, and reclaimable);
+- peak anonymous memory (RssAnon, sampled every 5 ms): the process's own heap, which nothing else shares;
+- file-backed resident memory at the end (RssFile).
 
 Modes: ``torch``; ``openvino, first start`` (an empty cache folder: the one-time conversion); ``openvino,
-later starts`` (the cache that the first start wrote).
+later`` (the cache that the first start wrote).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,62 +35,113 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
-def child(runtime: str, cache_dir: str, threads: int) -> None:
-    import torch
+def memory_status() -> dict[str, float]:
+    """RssAnon and RssFile of this process, in MB (Linux /proc)."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                name, value = line.split(":")
+                fields[name] = int(value.split()[0]) / 1024
+    return fields
 
-    torch.set_num_threads(threads)
-    from bench.pipeline import build_real_size_stages, demo_photos
-    from search.pipeline import full_openvino
-    from search.pipeline.cutout import MaskCutter
-    from search.pipeline.detectors import florence2_image_size
-    from search.pipeline.runner import Pipeline
+
+class PeakAnon:
+    """The highest RssAnon seen while running (a sampling thread: ru_maxrss has no anonymous-only twin)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, memory_status()["RssAnon"])
+            time.sleep(interval)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, memory_status()["RssAnon"])
+
+
+def save_models(folder: Path) -> None:
+    """The real-size random-weight stages of bench/pipeline.py, saved as model folders (weights + processors)."""
+    from bench.pipeline import build_real_size_stages
+
+    detector, segmenter, embedder = build_real_size_stages(tokens=32)  # 32 new tokens pinned (min_new_tokens)
+    for name, model, processor in (
+        ("detector", detector.model, detector.processor),
+        ("segmenter", segmenter.model, None),
+        ("embedder", embedder.model, embedder.processor),
+    ):
+        model.save_pretrained(folder / name)
+        if processor is not None:
+            processor.save_pretrained(folder / name)
+
+
+def child(runtime: str, models: Path, cache_dir: str, threads: int) -> None:
+    peak_anon = PeakAnon()
+    from bench.pipeline import demo_photos
+    from search.pipeline.registry import PipelineConfig, build_pipeline
 
     started = time.perf_counter()
-    detector, segmenter, embedder = build_real_size_stages(tokens=32)
-    if runtime == "openvino":
-        detector.encoders = full_openvino.Florence2Encoders.load(
-            detector.model, cache_dir, image_size=florence2_image_size(detector.processor), threads=threads
-        )
-        full_openvino.release(detector.model.model, "vision_tower", "multi_modal_projector")
-        segmenter.encoder = full_openvino.sam2_image_encoder(segmenter.model, cache_dir, threads=threads)
-        full_openvino.release(segmenter.model, "vision_encoder")
-        embedder.image_session = full_openvino.clip_image_tower(embedder.model, cache_dir, threads=threads)
-        full_openvino.release(embedder.model, "vision_model", "visual_projection")
+    config = PipelineConfig(
+        profile="full",
+        detector_model=str(models / "detector"),
+        segmenter_model=str(models / "segmenter"),
+        embedder_model=str(models / "embedder"),
+        device="cpu",
+        torch_threads=threads,
+        full_runtime=runtime,
+        embedder_runtime="auto",
+        model_cache_dir=cache_dir,
+        detector_max_new_tokens=32,
+        local_files_only=True,
+    )
+    pipeline = build_pipeline(config)
     loaded = time.perf_counter() - started
-    pipeline = Pipeline(detector, segmenter, MaskCutter(), embedder, max_side=1600, profile="bench")
     garments = sum(len(found) for found in pipeline.process(demo_photos(2)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{runtime:>8}: models ready in {loaded:6.1f} s, {garments} garments, peak RSS {peak:7.0f} MB")
+    anon = peak_anon.stop()
+    runtimes = (pipeline.detector.runtime, pipeline.segmenter.runtime, pipeline.embedder.image_runtime)
+    print(
+        f"{runtime:>8}: models ready in {loaded:6.1f} s ({'/'.join(runtimes)}, CLIP text "
+        f"{pipeline.embedder.text_runtime}), {garments} garments, peak RSS {peak:5.0f} MB, peak anonymous "
+        f"{anon:5.0f} MB, file-backed at the end {memory_status()['RssFile']:5.0f} MB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", default="torch,first,later", help="comma-separated: torch, first, later")
     parser.add_argument("--child", choices=["torch", "openvino"], help=argparse.SUPPRESS)
+    parser.add_argument("--models", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.cache_dir, args.threads)
+        child(args.child, Path(args.models), args.cache_dir, args.threads)
         return
-    with tempfile.TemporaryDirectory(prefix="bench-full-memory-") as cache_dir:
-        for label, runtime in (
-            ("torch", "torch"),
-            ("openvino, first start", "openvino"),
-            ("openvino, later", "openvino"),
-        ):
+    with tempfile.TemporaryDirectory(prefix="bench-full-memory-") as scratch:
+        models, cache_dir = Path(scratch) / "models", Path(scratch) / "cache"
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", SAVE.format(folder=str(models))], check=True, cwd=REPO_ROOT)
+        print(f"real-size random-weight models saved in {time.perf_counter() - started:.0f} s", flush=True)
+        modes = {"torch": ("torch", "torch"), "first": ("openvino, first start", "openvino")}
+        modes["later"] = ("openvino, later", "openvino")
+        chosen = [modes[name.strip()] for name in args.modes.split(",")]
+        if ("openvino, later", "openvino") in chosen and ("openvino, first start", "openvino") not in chosen:
+            chosen.insert(chosen.index(modes["later"]), modes["first"])  # the later start reads its cache
+        for label, runtime in chosen:
             print(f"[{label}]", flush=True)
-            command = [
-                sys.executable,
-                __file__,
-                "--child",
-                runtime,
-                "--cache-dir",
-                cache_dir,
-                "--threads",
-                str(args.threads),
-            ]
+            command = [sys.executable, __file__, "--child", runtime, "--models", str(models)]
+            command += ["--cache-dir", str(cache_dir), "--threads", str(args.threads)]
             subprocess.run(command, check=True, cwd=REPO_ROOT)
 
+
+SAVE = "from pathlib import Path; from bench.full_memory import save_models; save_models(Path({folder!r}))"
 
 if __name__ == "__main__":
     main()

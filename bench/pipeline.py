@@ -248,14 +248,18 @@ def build_openvino_stages(stages, cache_dir: str, precision: str):
     timings = {}
     start = time.perf_counter()
     encoders = full_openvino.Florence2Encoders.load(
-        detector.model, cache_dir, image_size=florence2_image_size(detector.processor), precision=precision
+        detector.model,
+        cache_dir,
+        image_size=florence2_image_size(detector.processor),
+        precision=precision,
+        keep_torch=True,  # timed against torch below
     )
     timings["Florence-2 vision + text encoder"] = time.perf_counter() - start
     start = time.perf_counter()
-    sam_encoder = full_openvino.sam2_image_encoder(segmenter.model, cache_dir, precision=precision)
+    sam_encoder = full_openvino.sam2_image_encoder(segmenter.model, cache_dir, precision=precision, keep_torch=True)
     timings["SAM 2 image encoder"] = time.perf_counter() - start
     start = time.perf_counter()
-    clip_tower = full_openvino.clip_image_tower(embedder.model, cache_dir, precision=precision)
+    clip_tower = full_openvino.clip_image_tower(embedder.model, cache_dir, precision=precision, keep_torch=True)
     timings["CLIP image tower"] = time.perf_counter() - start
     print("OpenVINO conversion (or cache read) + compile, s: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     ov_detector = Florence2Detector(

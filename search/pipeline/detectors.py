@@ -172,7 +172,6 @@ class Florence2Detector(Detector):
                 threads=config.torch_threads,
                 precision=full_openvino.precision_for(runtime),
             )
-            full_openvino.release(model.model, "vision_tower", "multi_modal_projector")
         return cls(
             model,
             processor,

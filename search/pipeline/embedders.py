@@ -89,7 +89,7 @@ class ClipEmbedder(Embedder):
     def from_config(cls, config: PipelineConfig) -> ClipEmbedder:
         from transformers import CLIPModel, CLIPProcessor
 
-        from search.pipeline.loading import load_pretrained, model_id_for
+        from search.pipeline.loading import load_pretrained, model_id_for, release
 
         model = load_pretrained(
             CLIPModel,
@@ -112,6 +112,7 @@ class ClipEmbedder(Embedder):
         text_session = None
         if resolve_runtime(config.embedder_runtime, device_type=config.torch_device.type) == "onnx":
             text_session = OnnxClipText.load(model, config.model_cache_dir, threads=config.torch_threads)
+            release(model, "text_model", "text_projection")  # ONNX Runtime runs it now: one copy, not two
         from search.pipeline import full_openvino
 
         runtime = full_openvino.runtime_for(config, model)
@@ -121,7 +122,6 @@ class ClipEmbedder(Embedder):
             image_session = full_openvino.clip_image_tower(
                 model, config.model_cache_dir, threads=config.torch_threads, precision=precision
             )
-            full_openvino.release(model, "vision_model", "visual_projection")
         return cls(
             model,
             processor,

@@ -17,7 +17,6 @@ name, then renamed (.bin before .xml), so two workers converting at once never r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from search.pipeline.base import ModelLoadError, PipelineError
+from search.pipeline.loading import release, weights_fingerprint
 from search.pipeline.openvino_runtime import InferPerThread, cpu_compiled, import_openvino
 
 FULL_RUNTIMES = ("auto", "torch", "openvino", "openvino-bf16")
@@ -43,8 +43,8 @@ def resolve_full_runtime(name: str, *, device_type: str = "cpu") -> str:
 
     Measured on the 2-core AVX2 machine (bench/pipeline.py, same run): 2 threads, full pipeline 12.7 -> 9.0 s
     (1.42x; SAM 2 1.95x, <OD> 1.30x, CLIP 1.76x); 1 thread about even (0.95x), the same masks and tokens.
-    Not the default yet: a worker peaks at 7.6 GB on its first start (conversion) and 4.3 GB on later ones,
-    over its 3 GB budget (bench/full_memory.py; torch: 2.7 GB).
+    Not the default yet: a worker peaks at 5.3 GB RSS on its first start (conversion) and 3.7 GB on later ones
+    (2.2 GB of it heap, the rest mapped model files), over its 3 GB budget (bench/full_memory.py; torch: 2.7 GB).
     """
     name = (name or "auto").strip().lower()
     if name not in FULL_RUNTIMES:
@@ -76,28 +76,6 @@ def runtime_for(config: Any, model: Any) -> str:
             return "torch"
         raise PipelineError(f"{SETTING}={runtime} converts fp32 models; LOOKALIKE_DTYPE must be fp32 (or auto).")
     return runtime
-
-
-def release(owner: Any, *names: str) -> None:
-    """Drop torch submodules that OpenVINO now runs, so the process does not hold both copies of the weights."""
-    for name in names:
-        setattr(owner, name, None)
-
-
-def weights_fingerprint(module: Any, config: Any = None) -> str:
-    """A short hash of a module's config and weights (each tensor's name, shape, sum and first values):
-    cheap at Florence-2's size, and any change of weights changes it."""
-    import torch
-
-    digest = hashlib.sha256()
-    if config is not None:
-        digest.update(config.to_json_string(use_diff=False).encode())
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            flat = tensor.detach().reshape(-1).to(torch.float64).cpu()
-            digest.update(f"{name}{tuple(tensor.shape)}{float(flat.sum()):.9e}".encode())
-            digest.update(flat[:64].numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def cached_ir(
@@ -159,13 +137,26 @@ class OpenVinoGraph:
         self.threads = threads
         self.compiled = cpu_compiled(model, threads=threads, precision=precision, what=what)
         self._infer = InferPerThread(self.compiled)  # the pipeline is shared by threads
+        self._running = 0  # calls in flight: OpenVINO refuses release_memory() while any request runs
+        self._running_lock = threading.Lock()
 
     def with_threads(self, threads: int) -> OpenVinoGraph:
         return OpenVinoGraph(self.model, threads=threads, precision=self.precision, what=self.what)
 
     def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
-        result = self._infer([np.ascontiguousarray(value) for value in inputs])
-        return [np.array(result[index]) for index in range(len(self.compiled.outputs))]
+        with self._running_lock:
+            self._running += 1
+        try:
+            result = self._infer([np.ascontiguousarray(value) for value in inputs])
+            return [np.array(result[index]) for index in range(len(self.compiled.outputs))]
+        finally:
+            with self._running_lock:
+                self._running -= 1
+                if self._running == 0:
+                    # The last call out frees the activation buffers, which a compiled graph otherwise keeps:
+                    # four graphs' worth held at once (~0.5 GB at the real sizes), where PyTorch frees each
+                    # stage's after it (bench/full_memory.py). Costs < 5% of a call (bench/README.md).
+                    self.compiled.release_memory()
 
 
 def _threads(threads: int) -> int:
@@ -175,9 +166,13 @@ def _threads(threads: int) -> int:
 # --- SAM 2: image encoder -------------------------------------------------------------------------------
 
 
-def sam2_image_encoder(model: Any, cache_dir: str | Path | None, *, threads: int = 0, precision: str = "f32"):
+def sam2_image_encoder(
+    model: Any, cache_dir: str | Path | None, *, threads: int = 0, precision: str = "f32", keep_torch: bool = False
+):
     """SAM 2's ``get_image_embeddings`` (Hiera + FPN + the decoder's two high-resolution projections + the
-    no-memory embedding) for one image at the model's input size: pixels -> its three feature maps."""
+    no-memory embedding) for one image at the model's input size: pixels -> its three feature maps.
+
+    The torch encoder is released unless ``keep_torch`` (bench/pipeline.py times both)."""
     import torch
 
     what = "the SAM 2 image encoder"
@@ -198,6 +193,8 @@ def sam2_image_encoder(model: Any, cache_dir: str | Path | None, *, threads: int
 
     name = f"sam2-image-encoder-{weights_fingerprint(model, model.config)}"
     ir, _, _ = cached_ir(name, cache_dir, build, what=what)
+    if not keep_torch:
+        release(model, "vision_encoder")  # before compiling: the two copies never coexist
     return OpenVinoGraph(ir, threads=_threads(threads), precision=precision, what=what)
 
 
@@ -217,8 +214,17 @@ class Florence2Encoders:
 
     @classmethod
     def load(
-        cls, model: Any, cache_dir: str | Path | None, *, image_size: int, threads: int = 0, precision: str = "f32"
+        cls,
+        model: Any,
+        cache_dir: str | Path | None,
+        *,
+        image_size: int,
+        threads: int = 0,
+        precision: str = "f32",
+        keep_torch: bool = False,
     ) -> Florence2Encoders:
+        """The torch vision tower, projector and text encoder are released unless ``keep_torch``: ``generate``
+        gets the encoder's output, so only the decoder (and the shared embeddings) stay in PyTorch."""
         import torch
 
         inner = model.model
@@ -257,6 +263,9 @@ class Florence2Encoders:
             lambda: convert(TextEncoder(inner.get_encoder()), (embeds,), [(-1, -1, width)], what=text_what),
             what=text_what,
         )
+        if not keep_torch:
+            release(inner, "vision_tower", "multi_modal_projector")
+            release(inner.language_model, "encoder")
         threads = _threads(threads)
         return cls(
             OpenVinoGraph(vision_ir, threads=threads, precision=precision, what=vision_what),
@@ -273,8 +282,11 @@ class Florence2Encoders:
 # --- CLIP: image tower ----------------------------------------------------------------------------------
 
 
-def clip_image_tower(model: Any, cache_dir: str | Path | None, *, threads: int = 0, precision: str = "f32"):
-    """CLIP's ``get_image_features`` (vision transformer + projection, not normalised), dynamic batch."""
+def clip_image_tower(
+    model: Any, cache_dir: str | Path | None, *, threads: int = 0, precision: str = "f32", keep_torch: bool = False
+):
+    """CLIP's ``get_image_features`` (vision transformer + projection, not normalised), dynamic batch; the torch
+    image tower is released unless ``keep_torch``."""
     import torch
 
     from search.pipeline.embedders import projected_embeddings
@@ -296,4 +308,6 @@ def clip_image_tower(model: Any, cache_dir: str | Path | None, *, threads: int =
 
     fingerprint = weights_fingerprint(torch.nn.ModuleList([model.vision_model, model.visual_projection]), model.config)
     ir, _, _ = cached_ir(f"clip-image-{fingerprint}", cache_dir, build, what=what)
+    if not keep_torch:
+        release(model, "vision_model", "visual_projection")
     return OpenVinoGraph(ir, threads=_threads(threads), precision=precision, what=what)

@@ -114,3 +114,44 @@ def load_pretrained(
         if device is not None:
             loaded.to(device)
     return loaded
+
+
+def release(owner: Any, *names: str) -> None:
+    """Drop torch submodules that another runtime now runs (OpenVINO, ONNX Runtime), so the process does not hold
+    two copies of their weights, and hand the freed memory back to the OS."""
+    import gc
+
+    for name in names:
+        setattr(owner, name, None)
+    gc.collect()
+    return_freed_memory()
+
+
+def return_freed_memory() -> None:
+    """glibc's ``malloc_trim``: freed weights otherwise stay in malloc's arenas, where RSS still counts them
+    (55-100 MB of the full profile's worker, bench/full_memory.py). A no-op off glibc."""
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # musl, macOS, Windows: nothing to trim
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+
+
+def weights_fingerprint(module: Any, config: Any = None) -> str:
+    """A short hash of a module's config and weights: each tensor's name, shape, dtype and first 64 values (any
+    other checkpoint or fine-tune changes those). Reading no further leaves the pages of the weights that
+    OpenVINO replaces untouched (transformers maps the checkpoint file; touching values spread along each tensor
+    pulled 710 MB of Florence-2-base into memory), so a later start keeps the released encoders out of RSS."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    if config is not None:
+        digest.update(config.to_json_string(use_diff=False).encode())
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+            digest.update(tensor.detach().reshape(-1)[:64].to(torch.float64).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -142,16 +142,14 @@ def _export(module: Any, inputs: tuple, target: Path, **options: Any) -> None:
 
 
 def clip_text_fingerprint(model: Any) -> str:
-    """A short hash of a CLIP model's config and text-side weights (token embeddings, projection): the export's
-    name changes with the weights, not only with the model id."""
-    import hashlib
-
+    """A short hash of a CLIP model's config and text-side weights: the export's name changes with the weights,
+    not only with the model id. weights_fingerprint reads each tensor's first 64 values only, so the mapped
+    checkpoint pages of a tower that ONNX Runtime then runs stay out of memory."""
     import torch
 
-    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    for tensor in (model.text_model.embeddings.token_embedding.weight, model.text_projection.weight):
-        digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    from search.pipeline.loading import weights_fingerprint
+
+    return weights_fingerprint(torch.nn.ModuleList([model.text_model, model.text_projection]), model.config)
 
 
 class _ClipTextFeatures:

@@ -114,7 +114,6 @@ class Sam2Segmenter(Segmenter):
         encoder = full_openvino.sam2_image_encoder(
             model, config.model_cache_dir, threads=config.torch_threads, precision=full_openvino.precision_for(runtime)
         )
-        full_openvino.release(model, "vision_encoder")
         return cls(model, encoder=encoder)
 
     def _segment_one(self, image: Image.Image, boxes: Sequence[Box]) -> list[Image.Image]:

@@ -71,6 +71,8 @@ def test_florence2_encoders_in_openvino_give_the_same_first_step_and_tokens(tiny
         first_ov = model(**as_openvino.encoder_inputs(photos), decoder_input_ids=start).logits[:, -1]
     assert torch.allclose(first_torch, first_ov, atol=1e-4)
     assert torch.equal(first_torch.argmax(-1), first_ov.argmax(-1))
+    released = as_openvino.model.model
+    assert released.vision_tower is None and released.language_model.encoder is None  # only the decoder in torch
     assert as_torch._generate(photos) == as_openvino._generate(photos)  # same beams, same tokens
     assert as_openvino.detect(photos) == as_torch.detect(photos)
 
@@ -82,6 +84,7 @@ def test_clip_image_tower_in_openvino_gives_the_same_vectors(tiny_model_dirs, tm
     reference, converted = as_torch.embed_images(photos), as_openvino.embed_images(photos)
     assert converted.shape == reference.shape and converted.dtype == np.float32
     assert float((reference * converted).sum(axis=1).min()) > 0.9999
+    assert as_openvino.model.vision_model is None and as_torch.model.vision_model is not None
     # the text tower still works (torch), with the image tower released
     assert as_openvino.embed_texts(["red dress"]).shape == (1, as_openvino.dim)
 
@@ -162,3 +165,22 @@ def test_the_full_profile_runs_its_encoders_in_openvino_when_chosen(tiny_full_se
     )
     photo = Image.open(real_photos("T-Shirt", 1)[0]).convert("RGB")
     assert len(pipeline.process([photo])) == 1
+
+
+def test_a_graph_shared_by_threads_gives_each_call_its_own_answer(tiny_model_dirs, tmp_path, photos):
+    """Every call releases the graph's activation memory afterwards (a worker holds four graphs): web threads
+    sharing one graph still get their own, correct outputs while others run or release."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(tiny_model_dirs["embedder"]).eval()
+    processor = CLIPProcessor.from_pretrained(tiny_model_dirs["embedder"])
+    tower = full_openvino.clip_image_tower(model, tmp_path, threads=1)
+    inputs = [processor(images=[photo], return_tensors="np")["pixel_values"].astype(np.float32) for photo in photos]
+    expected = [tower(pixels)[0] for pixels in inputs]
+    assert not np.allclose(expected[0], expected[2])  # different photos, different vectors
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda index: (index, tower(inputs[index])[0]), [0, 1, 2] * 8))
+    for index, answer in answers:
+        np.testing.assert_allclose(answer, expected[index], atol=1e-6)

@@ -125,4 +125,8 @@ def test_the_clip_text_tower_in_onnx_gives_the_torch_vectors(tiny_model_dirs, tm
             )
         )
 
-    assert built("auto").text_runtime == "onnx" and built("torch").text_runtime == "torch"
+    in_onnx_built, in_torch_built = built("auto"), built("torch")
+    assert in_onnx_built.text_runtime == "onnx" and in_torch_built.text_runtime == "torch"
+    # the torch text tower is released once ONNX Runtime runs it (one copy of its weights), and texts still embed
+    assert in_onnx_built.model.text_model is None and in_torch_built.model.text_model is not None
+    np.testing.assert_allclose(in_onnx_built.embed_texts(texts), in_torch.embed_texts(texts), atol=1e-5)
