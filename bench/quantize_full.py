@@ -42,15 +42,6 @@ def calibration_photos():
     return [Image.open(path).convert("RGB") for path in calibration[:CALIBRATION_PHOTOS]]
 
 
-def best_seconds(run, repeat: int = 2) -> float:
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -60,7 +51,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from bench.pipeline import agreement, build_openvino_stages, build_real_size_stages, demo_photos
+    from bench.pipeline import agreement, best_of, build_openvino_stages, build_real_size_stages, demo_photos
     from search.pipeline.base import Box
     from search.pipeline.detectors import Florence2Detector
     from search.pipeline.full_openvino import Florence2Encoders, OpenVinoGraph
@@ -114,8 +105,8 @@ def main() -> None:
         ("Florence-2 vision tower", vision_pixels, f32_detector.encoders.vision),
     ):
         reference(pixels), quantized[name](pixels)  # warm
-        slow = best_seconds(lambda graph=reference, x=pixels: graph(x))
-        fast = best_seconds(lambda graph=quantized[name], x=pixels: graph(x))
+        slow = best_of(lambda graph=reference, x=pixels: graph(x), 2)
+        fast = best_of(lambda graph=quantized[name], x=pixels: graph(x), 2)
         print(f"  {name:28s} {slow:7.3f} -> {fast:7.3f}  ({slow / fast:.2f}x)")
     box = [[Box.whole(photo)]]
     detector.num_beams = f32_detector.num_beams = int8_detector.num_beams = 1
@@ -127,7 +118,7 @@ def main() -> None:
         ),
         ("detect, greedy (whole stage)", lambda: f32_detector.detect([photo]), lambda: int8_detector.detect([photo])),
     ):
-        slow, fast = best_seconds(slow_run), best_seconds(fast_run)
+        slow, fast = best_of(slow_run, 2), best_of(fast_run, 2)
         print(f"  {name:28s} {slow:7.3f} -> {fast:7.3f}  ({slow / fast:.2f}x)")
 
 
