@@ -20,7 +20,6 @@ held-out garments, photos ranked by their best garment, itself left out); ms per
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/search.py must not shadow the search app
 
 from offline_quality import embedder_inputs, load_dataset, precision_at  # noqa: E402
+from quantize_u2netp import split_photos  # noqa: E402  (the calibration / held-out split of U2-Net-p)
 
 HEAD = ["/_conv_head/Conv/WithoutBiases", "/_fc/Gemm/WithoutBiases"]
 STEM = ["/_conv_stem/Conv/WithoutBiases"]
@@ -48,13 +48,6 @@ VARIANTS = {
     "float stem + block 0": HEAD + STEM + block(0),
     "float stem + blocks 0-3": HEAD + STEM + [name for index in range(4) for name in block(index)],
 }
-
-
-def split_photos():
-    spec = importlib.util.spec_from_file_location("quantize_u2netp", ROOT / "bench" / "quantize_u2netp.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.split_photos()
 
 
 def run(compiled, batches) -> tuple[np.ndarray, np.ndarray, float]:
@@ -84,7 +77,7 @@ def main() -> None:
     from search.pipeline.offline import SalientDetector, SalientSegmenter, shared_classifier, shared_salient_model
     from search.pipeline.onnx_runtime import efficientnet_lite0_onnx_path
 
-    calibration_files, held_out_files = split_photos()
+    calibration_files, _ = split_photos()
     calibration_names = {path.name for path in calibration_files}
     data = load_dataset(0)
     photos = [Image.open(path).convert("RGB") for path, _ in data]

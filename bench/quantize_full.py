@@ -17,7 +17,6 @@ PyTorch fp32 (bench/README.md). Timings: seconds per photo of each encoder, f32 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -35,10 +34,9 @@ CALIBRATION_PHOTOS = 32
 def calibration_photos():
     from PIL import Image
 
-    spec = importlib.util.spec_from_file_location("quantize_u2netp", ROOT / "bench" / "quantize_u2netp.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    calibration, _ = module.split_photos()
+    from bench.quantize_u2netp import split_photos
+
+    calibration, _ = split_photos()
     return [Image.open(path).convert("RGB") for path in calibration[:CALIBRATION_PHOTOS]]
 
 
