@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/search.py must not shadow the search app
 
-from offline_quality import embedder_inputs, load_dataset, precision_at  # noqa: E402
+from offline_quality import detect_garments, embedder_inputs, load_dataset, precision_at  # noqa: E402
 
 
 def subset(vectors, owners, queries, labels, photos):
@@ -57,7 +57,7 @@ def main() -> None:
     from search.pipeline.base import Box, l2_normalize
     from search.pipeline.cutout import MaskCutter
     from search.pipeline.embedders import GARMENT_MEAN_FILE, EfficientNetLiteEmbedder
-    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
+    from search.pipeline.offline import SalientSegmenter
 
     torch.set_num_threads(args.threads)
     data = load_dataset(0)
@@ -68,17 +68,8 @@ def main() -> None:
     held_out = [index for index in range(len(data)) if index not in demo_set]
     photos = [Image.open(path).convert("RGB") for path, _ in data]
     embedder = EfficientNetLiteEmbedder.load(runtime="torch")  # uncentred: the mean is fitted on these
-    salient = SalientModel.load(args.threads)
-    salient._remember = len(photos) + 1
-    cache = Path(args.cache) if args.cache else None
-    if cache and cache.is_file():
-        saved = np.load(cache)
-        for index, photo in enumerate(photos):
-            salient._recent[id(photo)] = (lambda p=photo: p, saved[f"m{index}"].astype(np.float32))
     start = time.perf_counter()
-    detected = SalientDetector(salient, shared_classifier()).detect(photos)
-    if cache and not cache.is_file():
-        np.savez_compressed(cache, **{f"m{i}": salient.saliency(p).astype(np.float16) for i, p in enumerate(photos)})
+    salient, detected = detect_garments(photos, args.threads, args.cache)
     boxes = [found or [Box.whole(photo)] for found, photo in zip(detected, photos, strict=True)]
     masks = SalientSegmenter(salient).segment(photos, boxes)
     seconds = time.perf_counter() - start

@@ -354,24 +354,24 @@ def time_stages(photos, threads: int, repeat: int) -> None:
 
 
 def composites(all_photos, pairs: int, seed: int = 0) -> None:
+    """Shop the look: two photos side by side; box recall, and whether each box finds its own photo first,
+    with the shipped cutter (square) and each embedder variant (plain, centred, centred + category metric)."""
     import torch
     from PIL import Image
 
     from search.pipeline.cutout import MaskCutter
-    from search.pipeline.embedders import EfficientNetLiteEmbedder
-    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
+    from search.pipeline.embedders import EfficientNetLiteEmbedder, load_category_metric, load_center
+    from search.pipeline.offline import (
+        SalientDetector,
+        SalientModel,
+        SalientSegmenter,
+        salient_runtime,
+        shared_classifier,
+    )
     from search.pipeline.runner import Pipeline
 
     torch.set_num_threads(2)
-    salient = SalientModel.load(2)
-    pipeline = Pipeline(
-        SalientDetector(salient, shared_classifier()),
-        SalientSegmenter(salient),
-        MaskCutter(),
-        EfficientNetLiteEmbedder.load(),
-        max_side=1600,
-        profile="offline",
-    )
+    salient = SalientModel.load(2, runtime=salient_runtime())
     rng = random.Random(seed)
     chosen = []
     while len(chosen) < pairs:
@@ -379,38 +379,48 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
         if all_photos[a][1] != all_photos[b][1]:
             chosen.append((a, b))
     sources = sorted({i for pair in chosen for i in pair})
-    alone = {}
-    for index in sources:
-        photo = Image.open(all_photos[index][0]).convert("RGB")
-        garments = pipeline.process_image(photo)
-        largest = max(garments, key=lambda g: g.box.area)
-        alone[index] = (photo, largest)
-    catalog = np.stack([alone[i][1].embedding for i in sources])
-    found = own_first = total = 0
-    counts = []
-    for a, b in chosen:
-        left, right = alone[a][0], alone[b][0]
-        canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
-        canvas.paste(left, (0, 0))
-        canvas.paste(right, (left.width, 0))
-        garments = pipeline.process_image(canvas)
-        counts.append(len(garments) if not garments[0].whole_image_fallback else 0)
-        for index, shift in ((a, 0), (b, left.width)):
-            truth = alone[index][1].box
-            truth = type(truth)(truth.x0 + shift, truth.y0, truth.x1 + shift, truth.y1, label=truth.label)
-            best = max(garments, key=lambda g: g.box.iou(truth))
-            total += 1
-            if best.box.iou(truth) >= 0.5:
-                found += 1
-                nearest = sources[int(np.argmax(catalog @ best.embedding))]
-                own_first += nearest == index
-    print(
-        f"composites: {pairs} pairs of two demo photos of different categories, side by side\n"
-        f"  boxes per composite: {dict(sorted((n, counts.count(n)) for n in set(counts)))}\n"
-        f"  box recall at IoU >= .5: {found / total:.3f} ({found} of {total} garments)\n"
-        f"  self@1 of matched boxes against the {len(sources)} source photos: "
-        f"{own_first / max(found, 1):.3f}; of all garments {own_first / total:.3f}"
-    )
+    print(f"composites: {pairs} pairs of two demo photos of different categories, side by side")
+    center, metric = load_center("bundled"), load_category_metric("bundled")
+    variants = [("plain", None, None), ("centred", center, None), ("centred + metric (shipped)", center, metric)]
+    for name, centre, learned in variants:
+        pipeline = Pipeline(
+            SalientDetector(salient, shared_classifier()),
+            SalientSegmenter(salient),
+            MaskCutter(square=True),
+            EfficientNetLiteEmbedder.load(center=centre, metric=learned),
+            max_side=1600,
+            profile="offline",
+        )
+        alone = {}
+        for index in sources:
+            photo = Image.open(all_photos[index][0]).convert("RGB")
+            garments = pipeline.process_image(photo)
+            alone[index] = (photo, max(garments, key=lambda g: g.box.area))
+        catalog = np.stack([alone[i][1].embedding for i in sources])
+        found = own_first = total = 0
+        counts = []
+        for a, b in chosen:
+            left, right = alone[a][0], alone[b][0]
+            canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+            canvas.paste(left, (0, 0))
+            canvas.paste(right, (left.width, 0))
+            garments = pipeline.process_image(canvas)
+            counts.append(len(garments) if not garments[0].whole_image_fallback else 0)
+            for index, shift in ((a, 0), (b, left.width)):
+                truth = alone[index][1].box
+                truth = type(truth)(truth.x0 + shift, truth.y0, truth.x1 + shift, truth.y1, label=truth.label)
+                best = max(garments, key=lambda g: g.box.iou(truth))
+                total += 1
+                if best.box.iou(truth) >= 0.5:
+                    found += 1
+                    nearest = sources[int(np.argmax(catalog @ best.embedding))]
+                    own_first += nearest == index
+        print(
+            f"  [{name}] boxes per composite: {dict(sorted((n, counts.count(n)) for n in set(counts)))}; "
+            f"box recall at IoU >= .5: {found / total:.3f} ({found} of {total}); self@1 of matched boxes against "
+            f"the {len(sources)} source photos: {own_first / max(found, 1):.3f}; "
+            f"of all garments {own_first / total:.3f}"
+        )
 
 
 # Person photos (tests/fixtures/person/, see ATTRIBUTION.md) and their garments' boxes, labelled by hand

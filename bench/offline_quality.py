@@ -59,6 +59,25 @@ def precision_at(query_vectors, catalog_vectors, owners, labels, k=10):
     return float((labels[nearest] == labels[:, None]).mean())
 
 
+def detect_garments(photos, threads: int, cache: str = "", runtime: str = "onnx"):
+    """(SalientModel, boxes per photo): the offline detector without pose (no cc0 photo shows a person).
+    Every U2-Net-p map stays in memory for the segmenter; ``cache``: an .npz that keeps them between runs
+    (written once, then read), so a rerun iterates on the embedder side quickly."""
+    from search.pipeline.offline import SalientDetector, SalientModel, shared_classifier
+
+    salient = SalientModel.load(threads, runtime=runtime)
+    salient._remember = len(photos) + 1
+    path = Path(cache) if cache else None
+    if path and path.is_file():
+        saved = np.load(path)
+        for index, photo in enumerate(photos):
+            salient._recent[id(photo)] = (lambda p=photo: p, saved[f"m{index}"].astype(np.float32))
+    detected = SalientDetector(salient, shared_classifier()).detect(photos)
+    if path and not path.is_file():
+        np.savez_compressed(path, **{f"m{i}": salient.saliency(p).astype(np.float16) for i, p in enumerate(photos)})
+    return salient, detected
+
+
 def embedder_inputs(photos, boxes_per_photo, masks_per_photo, cutter):
     """What the embedder sees for every garment (its cutout, or the photo when ``cutter`` is None), the photo
     each belongs to, and the rows of the queries (each photo's largest garment)."""
@@ -105,28 +124,17 @@ def main() -> None:
     from search.pipeline.base import Box
     from search.pipeline.cutout import MaskCutter
     from search.pipeline.embedders import EfficientNetLiteEmbedder
-    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
+    from search.pipeline.offline import SalientSegmenter
 
     torch.set_num_threads(args.threads)
     data = load_dataset(args.limit)
     labels = [category for _, category in data]
     photos = [Image.open(path).convert("RGB") for path, _ in data]
     model = EfficientNetLiteEmbedder.load().model
-    salient = SalientModel.load(args.threads)
-    salient._remember = len(photos) + 1  # keep every mask: each variant reuses the same U2-Net-p pass
-    detector = SalientDetector(salient, shared_classifier())
-    segmenter = SalientSegmenter(salient)
     print(f"{len(photos)} photos, {len(set(labels))} categories, {args.threads} thread(s)")
-
     start = time.perf_counter()
-    cache = Path(args.cache) if args.cache else None
-    if cache and cache.is_file():  # saliency maps of an earlier run: iterate on the embedder side quickly
-        saved = np.load(cache)
-        for photo, key in zip(photos, (f"m{i}" for i in range(len(photos))), strict=True):
-            salient._recent[id(photo)] = (lambda p=photo: p, saved[key].astype(np.float32))
-    detected = detector.detect(photos)
-    if cache and not cache.is_file():
-        np.savez_compressed(cache, **{f"m{i}": salient.saliency(p).astype(np.float16) for i, p in enumerate(photos)})
+    salient, detected = detect_garments(photos, args.threads, args.cache)
+    segmenter = SalientSegmenter(salient)
     whole = [[Box.whole(photo)] for photo in photos]
     fallback = [boxes or whole[index] for index, boxes in enumerate(detected)]
     masks = segmenter.segment(photos, fallback)

@@ -384,6 +384,8 @@ LOOKALIKE_OD_NUM_BEAMS = env_int("LOOKALIKE_OD_NUM_BEAMS", 3)
 LOOKALIKE_OD_MAX_NEW_TOKENS = env_int("LOOKALIKE_OD_MAX_NEW_TOKENS", 256)
 # efficientnet-lite0 vectors minus a garment mean (bench/garment_mean.py): bundled | off | path to an .npy
 LOOKALIKE_EMBEDDING_CENTER = env_str("LOOKALIKE_EMBEDDING_CENTER", "bundled")
+# ...then a learned metric that stretches the directions separating garment categories (bench/category_metric.py)
+LOOKALIKE_EMBEDDING_METRIC = env_str("LOOKALIKE_EMBEDDING_METRIC", "bundled")  # bundled | off | path to an .npz
 # Cutouts padded to a square before the embedder's centre crop, so a dress or trousers are seen whole
 LOOKALIKE_CUTOUT_SQUARE = env_bool("LOOKALIKE_CUTOUT_SQUARE", True)
 # Inference service (search/pipeline/service.py, `manage.py inference_server`): with a URL, web processes

@@ -50,6 +50,7 @@ class PipelineConfig:
     detector_num_beams: int = 3
     detector_max_new_tokens: int = 256
     embedding_center: str = "bundled"  # efficientnet-lite0: bundled garment mean | off | path to an .npy
+    embedding_metric: str = "bundled"  # efficientnet-lite0: bundled category metric | off | path to an .npz
     cutout_square: bool = True  # the embedder sees a long garment whole, not centre-cropped
 
     @classmethod
@@ -93,6 +94,7 @@ class PipelineConfig:
             detector_num_beams=getattr(settings, "LOOKALIKE_OD_NUM_BEAMS", defaults.detector_num_beams),
             detector_max_new_tokens=getattr(settings, "LOOKALIKE_OD_MAX_NEW_TOKENS", defaults.detector_max_new_tokens),
             embedding_center=getattr(settings, "LOOKALIKE_EMBEDDING_CENTER", defaults.embedding_center),
+            embedding_metric=getattr(settings, "LOOKALIKE_EMBEDDING_METRIC", defaults.embedding_metric),
             cutout_square=getattr(settings, "LOOKALIKE_CUTOUT_SQUARE", defaults.cutout_square),
         )
 

@@ -119,6 +119,71 @@ def test_bundled_garment_mean_spreads_unrelated_garments_and_names_its_own_space
     assert other.model_id != centred.model_id, "another centre, another embedding space: vectors never mix"
 
 
+def test_bundled_category_metric_brings_same_category_garments_closer(efficientnet_embedder):
+    from search.pipeline.embedders import EfficientNetLiteEmbedder, load_category_metric, load_center
+
+    center, metric = load_center("bundled"), load_category_metric("bundled")
+    centred = EfficientNetLiteEmbedder(efficientnet_embedder.model, center=center)
+    learned = EfficientNetLiteEmbedder(efficientnet_embedder.model, center=center, metric=metric)
+    paths = [path for category in ("T-Shirt", "Shoes", "Pants") for path in real_photos(category, 2)]
+    photos = [load_image(path, max_side=800) for path in paths]
+    before, after = centred.embed_images(photos), learned.embed_images(photos)
+    np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(after, metric.apply(before), atol=1e-5)  # applied after centring
+
+    def margin(vectors):  # mean cosine of same-category pairs minus that of different-category pairs
+        same = [vectors[a] @ vectors[a + 1] for a in (0, 2, 4)]
+        other = [vectors[a] @ vectors[b] for a in range(6) for b in range(a + 1, 6) if a // 2 != b // 2]
+        return np.mean(same) - np.mean(other)
+
+    assert margin(after) > margin(before) + 0.05
+    assert learned.model_id.startswith(centred.model_id + "-metric-"), "a metric makes an embedding space of its own"
+
+
+def test_category_metric_stretches_only_its_directions():
+    from search.pipeline.embedders import CategoryMetric
+
+    directions = np.zeros((1280, 2), dtype=np.float32)
+    directions[0, 0] = directions[1, 1] = 1.0
+    metric = CategoryMetric(directions=directions, gains=np.array([3.0, 0.0], dtype=np.float32))
+    vector = np.zeros((1, 1280), dtype=np.float32)
+    vector[0, [0, 1, 2]] = 1 / np.sqrt(3)
+    out = metric.apply(vector)[0]
+    np.testing.assert_allclose(out[:3], np.array([4.0, 1.0, 1.0]) / np.sqrt(18), rtol=1e-5)
+    assert not out[3:].any()
+    outside = np.zeros((1, 1280), dtype=np.float32)
+    outside[0, 5] = 1.0
+    np.testing.assert_allclose(metric.apply(outside), outside)  # no component along a direction: unchanged
+    assert CategoryMetric(directions=directions, gains=np.array([1.0, 0.0], np.float32)).digest != metric.digest
+
+
+@pytest.mark.parametrize("setting", ["", "off", "none"])
+def test_category_metric_can_be_switched_off(setting):
+    from search.pipeline.embedders import load_category_metric
+
+    assert load_category_metric(setting) is None
+
+
+def test_a_bad_category_metric_file_is_a_clear_load_error(tmp_path):
+    from search.pipeline.embedders import load_category_metric
+
+    with pytest.raises(ModelLoadError, match="Could not load the embedding metric"):
+        load_category_metric(str(tmp_path / "missing.npz"))
+    no_gains = tmp_path / "no_gains.npz"
+    np.savez(no_gains, directions=np.eye(1280, 4, dtype=np.float32))
+    with pytest.raises(ModelLoadError, match="Could not load the embedding metric"):
+        load_category_metric(str(no_gains))
+    cases = {
+        "shape.npz": (np.eye(512, 4), np.ones(4), "directions of shape"),
+        "negative.npz": (np.eye(1280, 4), -np.ones(4), "gains >= 0"),
+        "skewed.npz": (np.eye(1280, 4) * 2, np.ones(4), "orthonormal"),
+    }
+    for name, (directions, gains, message) in cases.items():
+        np.savez(tmp_path / name, directions=directions.astype(np.float32), gains=gains.astype(np.float32))
+        with pytest.raises(ModelLoadError, match=message):
+            load_category_metric(str(tmp_path / name))
+
+
 @pytest.mark.parametrize("setting", ["", "off", "none"])
 def test_embedding_centre_can_be_switched_off(setting):
     from search.pipeline.embedders import load_center
