@@ -18,6 +18,9 @@ cc0 set is in-sample from then on; the hidden set is where it is measured for re
 
     python bench/category_metric.py --cache /tmp/sal.npz            # ~4 min on 1 thread; writes the .npz
     python bench/category_metric.py --cache /tmp/sal.npz --no-write # figures only
+    python bench/category_metric.py --cache /tmp/sal.npz --no-write --held-out /tmp/held
+        # also writes /tmp/held/demo_fit.npz (fitted on the 102 demo photos only) and /tmp/held/held_out.csv
+        # (the other 238), for `manage.py evaluate` with LOOKALIKE_EMBEDDING_METRIC=/tmp/held/demo_fit.npz
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument("--cache", default="", help="an .npz to keep U2-Net-p's maps in (written once, then read)")
     parser.add_argument("--no-write", action="store_true", help="print the figures, leave the bundled file alone")
     parser.add_argument("--splits", type=int, default=6, help="random half splits")
+    parser.add_argument("--held-out", default="", help="a folder for the demo-only fit and the held-out photos' CSV")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import torch
@@ -153,6 +157,15 @@ def main() -> None:
 
     shipped = fitted(range(len(photos)), SHRINK, DIRECTIONS, STRETCH)
     print(f"in-sample, fitted on all {len(photos)}: {searched(shipped.apply(centred), list(range(len(photos)))):.3f}")
+    if args.held_out:
+        folder = Path(args.held_out)
+        folder.mkdir(parents=True, exist_ok=True)
+        demo_fit = fitted(demo, SHRINK, DIRECTIONS, STRETCH)
+        np.savez(folder / "demo_fit.npz", directions=demo_fit.directions, gains=demo_fit.gains)
+        rest = sorted(set(range(len(photos))) - set(demo))
+        lines = ["file,category"] + [f"{data[index][0]},{data[index][1]}" for index in rest]
+        (folder / "held_out.csv").write_text("\n".join(lines) + "\n")
+        print(f"wrote {folder}/demo_fit.npz (fitted on the {len(demo)} demo photos) and {folder}/held_out.csv")
     if not args.no_write:
         np.savez(CATEGORY_METRIC_FILE, directions=shipped.directions, gains=shipped.gains)
         print(f"wrote {CATEGORY_METRIC_FILE.relative_to(ROOT)} (fitted on all {len(photos)} cc0 photos)")

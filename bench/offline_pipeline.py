@@ -356,6 +356,9 @@ def time_stages(photos, threads: int, repeat: int) -> None:
 def composites(all_photos, pairs: int, seed: int = 0) -> None:
     """Shop the look: two photos side by side; box recall, and whether each box finds its own photo first,
     with the shipped cutter (square) and each embedder variant (plain, centred, centred + category metric)."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")  # salient_runtime() reads the settings
     import torch
     from PIL import Image
 

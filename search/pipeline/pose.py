@@ -209,12 +209,17 @@ class PoseModel:
         return float(_sigmoid(scores).max())
 
     def person(self, image: Image.Image, bounds: Bounds) -> Pose | None:
-        """The pose of the person in ``bounds`` when the gate says there is one, else None."""
+        """The pose of the person in ``bounds`` when the gate says there is one, else None.
+
+        The face detector goes first: it looks at ``bounds`` alone, so the gate's answer is the same in any
+        order, and it is the cheapest of the three models (~4 ms against ~30 for person detector and
+        landmarks), which no garment photo without a face then runs."""
+        face = self.face_score(image, bounds)
+        if face < MIN_FACE:
+            return None
         roi = self.body_box(image, bounds) or bounds
         pose = self.pose(image, roi)
-        if pose.presence < MIN_PRESENCE:
-            return None
-        return pose if looks_like_person(pose, self.face_score(image, bounds)) else None
+        return pose if looks_like_person(pose, face) else None
 
 
 @lru_cache(maxsize=4)

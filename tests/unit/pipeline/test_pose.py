@@ -117,3 +117,18 @@ def test_a_garment_photo_is_not_taken_for_a_person(pose_detector):
     assert pose_detector._person_regions(photo, mask) == []
     without_pose = offline.SalientDetector(pose_detector.salient, pose_detector.classifier)
     assert pose_detector.detect([photo]) == without_pose.detect([photo])
+
+
+def test_the_gate_runs_no_body_model_on_a_photo_without_a_face(pose_detector, monkeypatch):
+    photo = Image.open(COAT_PHOTO).convert("RGB")
+    mask = pose_detector.salient.mask(photo)
+    model = pose_detector.pose
+    calls = []
+    for name in ("body_box", "pose"):
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda *args, _name=name, _real=real: calls.append(_name) or _real(*args))
+    assert pose_detector._person_regions(photo, mask) == []
+    assert calls == [], "the face detector said no: person detector and landmarks are skipped"
+    person = Image.open(PERSON_PHOTO).convert("RGB")
+    assert pose_detector._person_regions(person, pose_detector.salient.mask(person))
+    assert calls == ["body_box", "pose"]
