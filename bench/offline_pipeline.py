@@ -432,6 +432,11 @@ PERSON_TRUTH = {
     "astronaut.jpg": {"upper": (18, 175, 362, 512)},  # flight suit; hips out of the photo
     "camera.jpg": {"upper": (0, 105, 300, 512), "lower": (92, 455, 152, 512)},  # long coat; a strip of trousers
 }
+# Skin and hands, by hand (x0, y0, x1, y1): no garment mask should hold these pixels.
+PERSON_BARE = {
+    "astronaut.jpg": [(160, 30, 300, 175)],  # face and neck
+    "camera.jpg": [(170, 95, 255, 205), (178, 200, 240, 255)],  # face; the gloved hand in front of the coat
+}
 
 
 def person_photos(threads: int, repeat: int) -> None:
@@ -441,7 +446,7 @@ def person_photos(threads: int, repeat: int) -> None:
     from PIL import Image
 
     from search.pipeline.base import Box
-    from search.pipeline.offline import SalientDetector, SalientModel, shared_classifier
+    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
     from search.pipeline.pose import PoseModel
 
     torch.set_num_threads(threads)
@@ -461,6 +466,23 @@ def person_photos(threads: int, repeat: int) -> None:
             print(f"    {region}: best IoU {best:.2f}")
     for region, (hit, total) in found.items():
         print(f"person photos: {region} box recall at IoU >= .5: {hit} of {total}")
+    segmenter = SalientSegmenter(salient)
+    for (name, bare), photo, boxes in zip(PERSON_BARE.items(), people, posed.detect(people), strict=True):
+        inside = np.zeros((photo.height, photo.width), dtype=bool)  # before the carve: the mask inside any box
+        uncarved = SalientModel(salient.infer, runtime=salient.runtime).mask(photo)
+        for box in boxes:
+            x0, y0, x1, y1 = box.pixel_bounds()
+            inside[y0:y1, x0:x1] |= uncarved[y0:y1, x0:x1]
+        carved = np.zeros_like(inside)
+        for mask in segmenter.segment([photo], [boxes])[0]:
+            carved |= np.asarray(mask) > 0
+        region = np.zeros_like(inside)
+        for x0, y0, x1, y1 in bare:
+            region[y0:y1, x0:x1] = True
+        print(
+            f"  {name}: head and hands (hand-labelled, {int(region.sum())} px) inside garment masks: "
+            f"{inside[region].mean():.3f} without the carve, {carved[region].mean():.3f} with it"
+        )
     garments = [Image.open(path).convert("RGB") for path, _ in demo_photos()[:8]]
     for what, photos in (("person photos", people), ("garment photos", garments)):
         for photo in photos:

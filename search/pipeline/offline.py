@@ -207,6 +207,15 @@ class SalientModel:
         """Boolean (height, width): the salient pixels."""
         return self.saliency(image) >= threshold
 
+    def carve(self, image: Image.Image, remove: np.ndarray, threshold: float = SALIENT_THRESHOLD) -> np.ndarray:
+        """The mask without the ``remove`` pixels; remembered, so the segmenter's pass over the same image
+        sees them removed too (the detector takes a person's head and hands out this way)."""
+        carved = np.where(remove, np.float32(0.0), self.saliency(image))
+        key = id(image)
+        with self._lock:
+            self._recent[key] = (weakref.ref(image, lambda _ref, key=key: self._forget(key)), carved)
+        return carved >= threshold
+
 
 def salient_runtime() -> str:
     """LOOKALIKE_SALIENT_RUNTIME: one of SALIENT_RUNTIMES, or auto: openvino-int8 where OpenVINO is installed
@@ -388,18 +397,22 @@ class SalientDetector(Detector):
             pose=pose,
         )
 
-    def _person_regions(self, image: Image.Image, mask: np.ndarray) -> list[tuple[tuple[int, int, int, int], str]]:
-        """(box, region) for the upper body, lower body and feet when the photo shows a person, else []."""
+    def _person_regions(
+        self, image: Image.Image, mask: np.ndarray
+    ) -> tuple[list[tuple[tuple[int, int, int, int], str]], np.ndarray]:
+        """(box, region) for the upper body, lower body and feet when the photo shows a person (else []), and
+        the mask, from which a person's head and hands are then carved (pose.bare_regions)."""
         if self.pose is None or not mask.any():
-            return []
-        from search.pipeline.pose import body_regions
+            return [], mask
+        from search.pipeline.pose import bare_regions, body_regions
 
         rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
         salient = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
         person = self.pose.person(image, salient)
         if person is None:
-            return []
-        return [(bounds, region) for region, bounds in body_regions(person, salient).items()]
+            return [], mask
+        regions = [(bounds, region) for region, bounds in body_regions(person, salient).items()]
+        return regions, self.salient.carve(image, bare_regions(person, image.size)) if regions else mask
 
     def _labels(self, crops: list[Image.Image], regions: list[str | None] | None = None) -> list[tuple[str, float]]:
         """Our category per crop; a crop of a body region is labelled only among what is worn there."""
@@ -423,8 +436,7 @@ class SalientDetector(Detector):
         crops: list[Image.Image] = []
         regions: list[str | None] = []
         for image in images:
-            mask = self.salient.mask(image)
-            person = self._person_regions(image, mask)
+            person, mask = self._person_regions(image, self.salient.mask(image))
             if person:
                 bounds = [b for b, _ in person]
                 regions.extend(region for _, region in person)

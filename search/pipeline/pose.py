@@ -48,6 +48,9 @@ FACE = tuple(range(11))
 SHOULDERS, ELBOWS, WRISTS = (11, 12), (13, 14), (15, 16)
 HIPS, KNEES, ANKLES = (23, 24), (25, 26), (27, 28)
 FEET = (27, 28, 29, 30, 31, 32)  # ankles, heels, toes
+HANDS = ((15, 17, 19, 21), (16, 18, 20, 22))  # wrist, pinky, index, thumb of each hand
+HEAD_RADIUS = 1.0  # x the widest span of the visible face landmarks (ear to ear, or ear to nose in profile)
+HAND_RADIUS = 1.2  # x the farthest finger landmark from the wrist
 
 Bounds = tuple[int, int, int, int]
 
@@ -280,3 +283,28 @@ def body_regions(pose: Pose, bounds: Bounds) -> dict[str, Bounds]:
         ankle_y = float(pts[ankles, 1].min())
         regions["feet"] = box(feet, ankle_y - 0.12 * torso, float(pts[feet, 1].max()) + 0.1 * torso, 0.12 * torso)
     return {name: found for name, found in regions.items() if found is not None}
+
+
+def bare_regions(pose: Pose, size: tuple[int, int]) -> np.ndarray:
+    """Boolean (height, width): the head and the hands, as disks around their landmarks. The salient mask
+    holds the whole person, so without this the upper body's cutout shows the face of a wearer who leans
+    forward and the hands in front of a coat. A pure function of the landmarks (tested without weights)."""
+    width, height = size
+    seen = pose.visibility >= MIN_VISIBILITY
+    rows, cols = np.ogrid[:height, :width]
+    bare = np.zeros((height, width), dtype=bool)
+
+    def disk(centre: np.ndarray, radius: float) -> None:
+        nonlocal bare
+        bare |= (cols - centre[0]) ** 2 + (rows - centre[1]) ** 2 <= radius**2
+
+    face = pose.points[[i for i in FACE if seen[i]]]
+    if len(face) >= 2:
+        span = max(math.dist(a, b) for a in face for b in face)
+        disk(face.mean(axis=0), HEAD_RADIUS * span)
+    for wrist, *fingers in HANDS:
+        visible = [i for i in fingers if seen[i]]
+        if seen[wrist] and visible:
+            reach = max(math.dist(pose.points[wrist], pose.points[i]) for i in visible)
+            disk(pose.points[[wrist, *visible]].mean(axis=0), HAND_RADIUS * reach)
+    return bare

@@ -70,6 +70,26 @@ def test_person_gate_wants_presence_a_face_and_an_upright_skeleton():
     assert not pose.looks_like_person(None, face_score=0.99)
 
 
+def test_bare_regions_cover_head_and_hands_not_the_clothes():
+    person = standing()
+    points = person.points.copy()
+    points[0:11] = [(100, 45), (95, 35), (92, 35), (89, 35), (105, 35), (108, 35), (111, 35), (82, 40), (118, 40)] + [
+        (95, 55),
+        (105, 55),
+    ]
+    points[[17, 19, 21]] = [(160, 215), (157, 218), (150, 210)]  # fingers below the wrists
+    points[[18, 20, 22]] = [(40, 215), (43, 218), (50, 210)]
+    bare = pose.bare_regions(pose.Pose(points, person.visibility, person.presence), (200, 400))
+    assert bare.shape == (400, 200)
+    assert bare[45, 100] and bare[30, 100] and bare[65, 100], "face, forehead and chin"
+    assert bare[210, 155] and bare[210, 45], "both hands"
+    assert not bare[150, 100] and not bare[150, 150] and not bare[300, 100], "torso, elbow, legs stay"
+    assert not bare[100, 60] and not bare[100, 140], "shoulders stay"
+    hidden = person.visibility.copy()
+    hidden[[15, 16]] = 0.1  # wrists not seen: no hand disks
+    assert not pose.bare_regions(pose.Pose(points, hidden, person.presence), (200, 400))[210, 155]
+
+
 def test_detector_anchors_match_the_blazepose_head():
     anchors = pose.ssd_anchors(224, (8, 16, 32, 32, 32))
     assert anchors.shape == (2254, 2) and anchors.min() > 0 and anchors.max() < 1
@@ -114,7 +134,7 @@ def test_a_person_photo_gets_an_upper_body_box_labelled_as_worn_there(pose_detec
 def test_a_garment_photo_is_not_taken_for_a_person(pose_detector):
     photo = Image.open(COAT_PHOTO).convert("RGB")
     mask = pose_detector.salient.mask(photo)
-    assert pose_detector._person_regions(photo, mask) == []
+    assert pose_detector._person_regions(photo, mask) == ([], mask)
     without_pose = offline.SalientDetector(pose_detector.salient, pose_detector.classifier)
     assert pose_detector.detect([photo]) == without_pose.detect([photo])
 
@@ -127,8 +147,26 @@ def test_the_gate_runs_no_body_model_on_a_photo_without_a_face(pose_detector, mo
     for name in ("body_box", "pose"):
         real = getattr(model, name)
         monkeypatch.setattr(model, name, lambda *args, _name=name, _real=real: calls.append(_name) or _real(*args))
-    assert pose_detector._person_regions(photo, mask) == []
+    assert pose_detector._person_regions(photo, mask)[0] == []
     assert calls == [], "the face detector said no: person detector and landmarks are skipped"
     person = Image.open(PERSON_PHOTO).convert("RGB")
-    assert pose_detector._person_regions(person, pose_detector.salient.mask(person))
+    assert pose_detector._person_regions(person, pose_detector.salient.mask(person))[0]
     assert calls == ["body_box", "pose"]
+
+
+CAMERAMAN_PHOTO = PERSON_PHOTO.with_name("camera.jpg")
+
+
+def test_the_wearers_face_is_carved_out_of_the_upper_body_mask(pose_detector):
+    """The cameraman leans into his camera: his face is inside the upper-body box, and U2-Net-p's mask of the
+    whole person holds it; the segmenter's mask for that box must not."""
+    photo = Image.open(CAMERAMAN_PHOTO).convert("RGB")
+    face = (slice(120, 190), slice(200, 245))  # rows, columns of his face, by hand
+    salient = offline.SalientModel(pose_detector.salient.infer, runtime="fresh")  # no carve remembered yet
+    assert salient.mask(photo)[face].mean() > 0.8, "the salient mask holds the face"
+    boxes = pose_detector.detect([photo])[0]
+    upper = next(box for box in boxes if box.label in offline.REGION_CATEGORIES["upper"] | {"garment"})
+    (mask,) = offline.SalientSegmenter(pose_detector.salient).segment([photo], [[upper]])[0]
+    garment = np.asarray(mask) > 0
+    assert garment[face].mean() < 0.05
+    assert garment.sum() > 0.5 * salient.mask(photo)[int(upper.y0) : int(upper.y1), int(upper.x0) : int(upper.x1)].sum()
