@@ -41,6 +41,27 @@ from garment_mean import subset  # noqa: E402
 from offline_quality import detect_garments, embedder_inputs, load_dataset, precision_at  # noqa: E402
 
 SHRINK, DIRECTIONS, STRETCH = 0.9, 16, 1.5  # the shipped fit; the grid below shows its neighbours
+MARGINS, SHIPPED_MARGIN = (0.0, 0.02, 0.05, 0.1), 0.02  # the box labeller: "garment" below this centroid margin
+# clothing-cc0's 17 categories -> ours (search/pipeline/labels.py), for the box labeller's centroids
+OUR_CATEGORY = {
+    "Blazer": "jacket",
+    "Blouse": "shirt",
+    "Body": "top",
+    "Dress": "dress",
+    "Hat": "hat",
+    "Hoodie": "sweater",
+    "Longsleeve": "t-shirt",
+    "Outwear": "jacket",
+    "Pants": "pants",
+    "Polo": "shirt",
+    "Shirt": "shirt",
+    "Shoes": "shoes",
+    "Shorts": "shorts",
+    "Skirt": "skirt",
+    "T-Shirt": "t-shirt",
+    "Top": "top",
+    "Undershirt": "top",
+}
 GRID = [(0.9, 8, 1.0), (0.9, 16, 1.0), (0.9, 16, 1.5), (0.9, 16, 2.0), (0.9, 16, 4.0), (0.7, 16, 2.0)]
 
 
@@ -85,8 +106,23 @@ def main() -> None:
 
     from search.pipeline.base import Box
     from search.pipeline.cutout import MaskCutter
-    from search.pipeline.embedders import CATEGORY_METRIC_FILE, CategoryMetric, EfficientNetLiteEmbedder, load_center
-    from search.pipeline.offline import SalientSegmenter, salient_runtime
+    from search.pipeline.embedders import (
+        CATEGORY_METRIC_FILE,
+        CategoryMetric,
+        EfficientNetLiteEmbedder,
+        imagenet_batch,
+        load_center,
+    )
+    from search.pipeline.offline import (
+        CATEGORY_CENTROIDS_FILE,
+        CentroidLabeller,
+        SalientSegmenter,
+        category_from_probabilities,
+        imagenet_outputs,
+        on_white,
+        salient_runtime,
+        shared_classifier,
+    )
 
     torch.set_num_threads(args.threads)
     data = load_dataset(0)
@@ -157,6 +193,51 @@ def main() -> None:
 
     shipped = fitted(range(len(photos)), SHRINK, DIRECTIONS, STRETCH)
     print(f"in-sample, fitted on all {len(photos)}: {searched(shipped.apply(centred), list(range(len(photos)))):.3f}")
+    # The box labeller: the detector's own crop of each photo's largest garment (on a white square), its features
+    # and the ImageNet head's label in one pass, as SalientDetector labels boxes.
+    largest = [max(found, key=lambda box: box.area) for found in boxes]
+    crops = [
+        on_white(photo, salient.mask(photo), box.pixel_bounds()) for photo, box in zip(photos, largest, strict=True)
+    ]
+    classifier = shared_classifier()
+    outputs = [imagenet_outputs(classifier, imagenet_batch(crops[i : i + 16])) for i in range(0, len(crops), 16)]
+    crop_features = np.concatenate([features for features, _ in outputs])
+    imagenet_labels = [category_from_probabilities(row) for _, probabilities in outputs for row in probabilities]
+    truth = np.array([OUR_CATEGORY[category] for category in labels])
+
+    def labeller_on(photo_ids, metric, margin):
+        probe = CentroidLabeller(np.zeros((0, 1280)), [], center=embedder.center, metric=metric, min_margin=margin)
+        vectors = probe.vectors(crop_features[list(photo_ids)])
+        names = sorted(set(truth[list(photo_ids)]))
+        centroids = np.stack([vectors[truth[list(photo_ids)] == name].mean(axis=0) for name in names])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        return CentroidLabeller(centroids, names, center=embedder.center, metric=metric, min_margin=margin)
+
+    def label_figures(predicted, photo_ids):
+        predicted, right = np.array(predicted), truth[list(photo_ids)]
+        named = predicted != "garment"
+        return (predicted == right).mean(), named.mean(), (predicted[named] == right[named]).mean()
+
+    print("box labels of the largest garment (accuracy, share named, accuracy of the named), on photos not fitted on:")
+    rows = [("ImageNet head alone (before)", None)] + [(f"centroids, margin {m:g}", m) for m in MARGINS]
+    for name, margin in rows:
+        cells = []
+        for _, fit_on in splits:
+            rest = sorted(set(range(len(photos))) - set(fit_on))
+            if margin is None:
+                predicted = [imagenet_labels[i][0] for i in rest]
+            else:
+                labeller = labeller_on(fit_on, fitted(fit_on, SHRINK, DIRECTIONS, STRETCH), margin)
+                vectors = labeller.vectors(crop_features[rest])
+                predicted = [labeller.relabel(imagenet_labels[i], v)[0] for i, v in zip(rest, vectors, strict=True)]
+            cells.append(label_figures(predicted, rest))
+        halves = np.mean(cells[:-1], axis=0)
+        marker = " (shipped)" if margin == SHIPPED_MARGIN else ""
+        print(
+            f"  {name + marker:36s} halves {halves[0]:.3f} / {halves[1]:.3f} / {halves[2]:.3f}   "
+            f"demo -> other {len(photos) - len(demo)} {cells[-1][0]:.3f} / {cells[-1][1]:.3f} / {cells[-1][2]:.3f}"
+        )
+
     if args.held_out:
         folder = Path(args.held_out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -169,6 +250,14 @@ def main() -> None:
     if not args.no_write:
         np.savez(CATEGORY_METRIC_FILE, directions=shipped.directions, gains=shipped.gains)
         print(f"wrote {CATEGORY_METRIC_FILE.relative_to(ROOT)} (fitted on all {len(photos)} cc0 photos)")
+        labeller = labeller_on(range(len(photos)), shipped, SHIPPED_MARGIN)
+        np.savez(
+            CATEGORY_CENTROIDS_FILE,
+            centroids=labeller.centroids.astype(np.float32),
+            categories=np.array(labeller.categories),
+            min_margin=np.float32(SHIPPED_MARGIN),
+        )
+        print(f"wrote {CATEGORY_CENTROIDS_FILE.relative_to(ROOT)} ({len(labeller.categories)} categories)")
 
 
 if __name__ == "__main__":

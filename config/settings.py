@@ -363,6 +363,9 @@ LOOKALIKE_MIN_BOX_AREA = env_float("LOOKALIKE_MIN_BOX_AREA", 0.01)  # detections
 LOOKALIKE_BOX_IOU = env_float("LOOKALIKE_BOX_IOU", 0.7)  # same-label boxes overlapping more are duplicates
 # Offline detector: on photos of a person, boxes for upper body, lower body and feet (MediaPipe pose).
 LOOKALIKE_POSE = env_bool("LOOKALIKE_POSE", True)
+# Offline box labels: centroids = nearest category centroid of the crop's features (fitted on the labelled CC0
+# photos, bench/category_metric.py), the ImageNet head kept for what no centroid knows; imagenet = that head alone
+LOOKALIKE_BOX_LABELLER = env_str("LOOKALIKE_BOX_LABELLER", "centroids")  # centroids | imagenet
 LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector label": "category" or null}
 # EfficientNet-Lite0 and CLIP's text tower in ONNX Runtime (exported once into the cache folder) or PyTorch;
 # auto = onnx on the CPU. openvino: EfficientNet-Lite0 (embedder + labeller) compiled by OpenVINO from the same

@@ -11,6 +11,16 @@ from search.pipeline.base import PipelineError
 from search.pipeline.labels import DEFAULT_LABEL_MAP, merge_label_map
 
 PROFILES = ("auto", "full", "offline")
+BOX_LABELLERS = ("centroids", "imagenet")
+
+
+def _box_labeller(value: str) -> str:
+    choice = (value or "").strip().lower()
+    if choice not in BOX_LABELLERS:
+        raise PipelineError(f"LOOKALIKE_BOX_LABELLER={value!r} is not one of {', '.join(BOX_LABELLERS)}.")
+    return choice
+
+
 PROFILE_STAGES = {
     "full": {"detector": "florence2", "segmenter": "sam2", "embedder": "clip"},
     "offline": {"detector": "salient", "segmenter": "u2netp", "embedder": "efficientnet-lite0"},
@@ -42,6 +52,7 @@ class PipelineConfig:
     min_box_area: float = 0.01
     box_iou: float = 0.7
     pose: bool = True  # offline detector: person photos split into upper/lower/feet (pose.py)
+    box_labeller: str = "centroids"  # offline detector's box labels: centroids (CentroidLabeller) | imagenet
     label_map: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_LABEL_MAP))
     local_files_only: bool = False
     embedder_runtime: str = "auto"  # auto (onnx on the CPU when onnxruntime is installed) | onnx | openvino | torch
@@ -87,6 +98,7 @@ class PipelineConfig:
             min_box_area=getattr(settings, "LOOKALIKE_MIN_BOX_AREA", defaults.min_box_area),
             box_iou=getattr(settings, "LOOKALIKE_BOX_IOU", defaults.box_iou),
             pose=bool(getattr(settings, "LOOKALIKE_POSE", defaults.pose)),
+            box_labeller=_box_labeller(getattr(settings, "LOOKALIKE_BOX_LABELLER", defaults.box_labeller)),
             label_map=merge_label_map(overrides),
             embedder_runtime=getattr(settings, "LOOKALIKE_EMBEDDER_RUNTIME", defaults.embedder_runtime),
             full_runtime=getattr(settings, "LOOKALIKE_FULL_RUNTIME", defaults.full_runtime),

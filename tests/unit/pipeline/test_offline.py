@@ -153,6 +153,65 @@ def test_two_garment_composite_yields_two_boxes_of_the_right_categories(detector
         assert 0.05 < box.area / (composite.width * composite.height) < 0.5  # a garment, not the photo
 
 
+def test_centroid_labeller_names_the_nearest_category_or_garment_when_unsure():
+    from search.pipeline.embedders import CategoryMetric
+
+    centroids = np.eye(3, 1280, dtype=np.float32)
+    metric = CategoryMetric(directions=np.zeros((1280, 0), np.float32), gains=np.zeros(0, np.float32))
+    labeller = offline.CentroidLabeller(
+        centroids, ["pants", "shirt", "shoes"], center=np.zeros(1280, np.float32), metric=metric, min_margin=0.1
+    )
+    clear = np.zeros(1280, np.float32)
+    clear[[0, 1]] = [0.9, 0.3]
+    assert labeller.label(clear)[0] == "pants"
+    assert labeller.label(clear, frozenset({"shirt", "shoes"}))[0] == "shirt", "only what may be worn there"
+    assert labeller.label(clear, frozenset({"bag"})) is None
+    unsure = np.zeros(1280, np.float32)
+    unsure[[0, 1]] = [0.5, 0.45]
+    assert labeller.label(unsure)[0] == "garment"
+    assert labeller.relabel(("bag", 0.6), clear) == ("bag", 0.6), "a category no centroid knows stays ImageNet's"
+    assert labeller.relabel(("jacket", 0.3), clear)[0] == "jacket"
+    assert labeller.relabel(("shirt", 0.3), clear)[0] == "pants"
+    assert labeller.relabel(("garment", 0.1), clear)[0] == "pants"
+    np.testing.assert_allclose(np.linalg.norm(labeller.vectors(np.random.default_rng(0).random((2, 1280))), axis=1), 1)
+
+
+def test_a_bad_centroids_file_is_a_clear_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="Could not load the box labeller's centroids"):
+        offline.CentroidLabeller.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "short.npz", centroids=np.ones((2, 512)), categories=np.array(["a", "b"]), min_margin=0.0)
+    with pytest.raises(ModelLoadError, match="one 1280-float row per category"):
+        offline.CentroidLabeller.load(tmp_path / "short.npz")
+
+
+def test_box_labeller_setting_picks_centroids_or_imagenet(settings):
+    from search.pipeline.base import PipelineError
+    from search.pipeline.config import PipelineConfig
+
+    assert PipelineConfig.from_settings(settings).box_labeller == "centroids"
+    settings.LOOKALIKE_BOX_LABELLER = "ImageNet"
+    assert PipelineConfig.from_settings(settings).box_labeller == "imagenet"
+    settings.LOOKALIKE_BOX_LABELLER = "yolo"
+    with pytest.raises(PipelineError, match="LOOKALIKE_BOX_LABELLER='yolo' is not one of centroids, imagenet"):
+        PipelineConfig.from_settings(settings)
+
+
+def test_bundled_centroids_label_real_garments_better_than_the_imagenet_head(salient):
+    """Blouses, blazers, polos and hoodies: ImageNet's clothing classes call them jackets, T-shirts or nothing."""
+    expected = {"Blouse": "shirt", "Blazer": "jacket", "Polo": "shirt", "Hoodie": "sweater", "Skirt": "skirt"}
+    paths = [(path, ours) for name, ours in expected.items() for path in real_photos(name, 2)]
+    photos = [(Image.open(path).convert("RGB"), ours) for path, ours in paths]
+    plain = offline.SalientDetector(salient, offline.shared_classifier())
+    learned = offline.SalientDetector(salient, offline.shared_classifier(), labeller=offline.shared_labeller())
+
+    def right(detector):
+        found = detector.detect([photo for photo, _ in photos])
+        largest = [max(boxes, key=lambda b: b.area).label for boxes in found]
+        return sum(label == ours for label, (_, ours) in zip(largest, photos, strict=True))
+
+    assert right(learned) >= 8 and right(learned) >= right(plain) + 3
+
+
 def test_the_mask_covers_the_garment_not_the_background(salient):
     for path in [*real_photos("Pants", 2), *real_photos("Shoes", 1), *real_photos("Dress", 1)]:
         photo = Image.open(path).convert("RGB")
