@@ -446,13 +446,19 @@ def person_photos(threads: int, repeat: int) -> None:
     from PIL import Image
 
     from search.pipeline.base import Box
-    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
+    from search.pipeline.offline import (
+        SalientDetector,
+        SalientModel,
+        SalientSegmenter,
+        shared_classifier,
+        shared_labeller,
+    )
     from search.pipeline.pose import PoseModel
 
     torch.set_num_threads(threads)
-    salient, classifier = SalientModel.load(threads), shared_classifier()
-    plain = SalientDetector(salient, classifier)
-    posed = SalientDetector(salient, classifier, pose=PoseModel.load(threads))
+    salient, classifier, labeller = SalientModel.load(threads), shared_classifier(), shared_labeller()
+    plain = SalientDetector(salient, classifier, labeller=labeller)
+    posed = SalientDetector(salient, classifier, pose=PoseModel.load(threads), labeller=labeller)
     folder = ROOT / "tests" / "fixtures" / "person"
     people = [Image.open(folder / name).convert("RGB") for name in PERSON_TRUTH]
     found = {"upper": [0, 0], "lower": [0, 0]}
