@@ -157,13 +157,6 @@ def test_category_metric_stretches_only_its_directions():
     assert CategoryMetric(directions=directions, gains=np.array([1.0, 0.0], np.float32)).digest != metric.digest
 
 
-@pytest.mark.parametrize("setting", ["", "off", "none"])
-def test_category_metric_can_be_switched_off(setting):
-    from search.pipeline.embedders import load_category_metric
-
-    assert load_category_metric(setting) is None
-
-
 def test_a_bad_category_metric_file_is_a_clear_load_error(tmp_path):
     from search.pipeline.embedders import load_category_metric
 
@@ -185,10 +178,11 @@ def test_a_bad_category_metric_file_is_a_clear_load_error(tmp_path):
 
 
 @pytest.mark.parametrize("setting", ["", "off", "none"])
-def test_embedding_centre_can_be_switched_off(setting):
-    from search.pipeline.embedders import load_center
+def test_embedding_centre_and_metric_can_be_switched_off(setting):
+    from search.pipeline.embedders import load_category_metric, load_center
 
     assert load_center(setting) is None
+    assert load_category_metric(setting) is None
 
 
 def test_a_bad_embedding_centre_file_is_a_clear_load_error(tmp_path):
