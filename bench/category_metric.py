@@ -110,6 +110,7 @@ def main() -> None:
         CATEGORY_METRIC_FILE,
         CategoryMetric,
         EfficientNetLiteEmbedder,
+        fitting_digest,
         imagenet_batch,
         load_center,
     )
@@ -248,7 +249,8 @@ def main() -> None:
         (folder / "held_out.csv").write_text("\n".join(lines) + "\n")
         print(f"wrote {folder}/demo_fit.npz (fitted on the {len(demo)} demo photos) and {folder}/held_out.csv")
     if not args.no_write:
-        np.savez(CATEGORY_METRIC_FILE, directions=shipped.directions, gains=shipped.gains)
+        fitted_on = np.array([fitting_digest(path.read_bytes()) for path, _ in data])  # evaluate warns on these
+        np.savez(CATEGORY_METRIC_FILE, directions=shipped.directions, gains=shipped.gains, fitted_on=fitted_on)
         print(f"wrote {CATEGORY_METRIC_FILE.relative_to(ROOT)} (fitted on all {len(photos)} cc0 photos)")
         labeller = labeller_on(range(len(photos)), shipped, SHIPPED_MARGIN)
         np.savez(

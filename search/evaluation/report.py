@@ -35,6 +35,7 @@ class EvaluationRun:
     pipelines: dict[str, str] = field(default_factory=dict)  # label -> describe()
     skipped: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)  # configurations that could not run: {"name", "reason"}
+    in_sample: dict[str, int] = field(default_factory=dict)  # label -> photos its learned metric was fitted on
     started_at: str = ""
     seconds: float = 0.0
 
@@ -63,6 +64,7 @@ def to_json(run: EvaluationRun) -> dict:
             "pipelines": run.pipelines,
             "skipped": run.skipped,
             "failed_configurations": run.failed,
+            "in_sample_photos": run.in_sample,
             "configurations": [
                 {
                     "name": c.name,

@@ -303,7 +303,8 @@ def _queries(embedded: list[EmbeddedPhoto], relevance: str) -> list[EmbeddedPhot
 
 
 def evaluate_pipeline(choice: PipelineChoice, dataset: Dataset, options: RunOptions, base: PipelineConfig):
-    """All ef_search configurations of one pipeline; returns (results, skipped photos, description)."""
+    """All ef_search configurations of one pipeline; returns (results, skipped photos, description, photos of
+    the dataset the embedder's learned metric was fitted on: figures on those are in-sample)."""
     # Models must already be on this machine (manage.py download_models): an evaluation never waits on a hub.
     config = replace(base, profile=choice.profile, local_files_only=True, **choice.overrides())
     try:
@@ -326,7 +327,17 @@ def evaluate_pipeline(choice: PipelineChoice, dataset: Dataset, options: RunOpti
         _store(embedded, space)
         index.build_hnsw(space)
         results = _rank_all(choice, pipeline, embedded, space, index, options)
-    return results, skipped, pipeline.describe()
+    return results, skipped, pipeline.describe(), fitted_photos(pipeline, dataset)
+
+
+def fitted_photos(pipeline, dataset: Dataset) -> int:
+    """How many of the dataset's photos the embedder's category metric (embedders.CategoryMetric) was fitted on."""
+    from search.pipeline.embedders import fitting_digest
+
+    fitted = getattr(getattr(pipeline.embedder, "metric", None), "fitted_on", frozenset())
+    if not fitted:
+        return 0
+    return sum(fitting_digest(photo.read()) in fitted for photo in dataset.photos)
 
 
 def _rank_all(choice, pipeline, embedded, space, index: EvaluationIndex, options: RunOptions):

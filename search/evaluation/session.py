@@ -36,7 +36,7 @@ def evaluate(
     seen_skips = {entry["photo"] for entry in run.skipped}
     for choice in choices:
         try:
-            results, skipped, description = evaluate_pipeline(choice, dataset, options, base)
+            results, skipped, description, in_sample = evaluate_pipeline(choice, dataset, options, base)
         except EvaluationError as exc:
             if len(choices) == 1:
                 raise
@@ -45,6 +45,13 @@ def evaluate(
                 log(f"skipped {choice.label}: {exc.message}")
             continue
         run.pipelines[choice.label] = description
+        if in_sample:
+            run.in_sample[choice.label] = in_sample
+            if log:
+                log(
+                    f"warning: {in_sample} of the {len(dataset.photos)} photos were used to fit {choice.label}'s "
+                    "category metric (LOOKALIKE_EMBEDDING_METRIC): its figures on them are in-sample."
+                )
         run.configurations.extend(results)
         for entry in skipped:
             if entry["photo"] not in seen_skips:

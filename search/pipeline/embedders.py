@@ -238,6 +238,7 @@ class CategoryMetric:
 
     directions: np.ndarray  # (1280, k), orthonormal columns
     gains: np.ndarray  # (k,), >= 0: how much each direction is stretched
+    fitted_on: frozenset[str] = frozenset()  # fitting_digest of each photo it was fitted on (evaluate warns)
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         along = (vectors @ self.directions) * self.gains
@@ -246,6 +247,11 @@ class CategoryMetric:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.directions.tobytes() + self.gains.tobytes()).hexdigest()[:8]
+
+
+def fitting_digest(photo_bytes: bytes) -> str:
+    """A photo's identity in a fitted file's ``fitted_on`` list (its bytes' SHA-256, 16 hex digits)."""
+    return hashlib.sha256(photo_bytes).hexdigest()[:16]
 
 
 def load_category_metric(setting: str) -> CategoryMetric | None:
@@ -259,6 +265,7 @@ def load_category_metric(setting: str) -> CategoryMetric | None:
         with np.load(path) as saved:
             directions = np.asarray(saved["directions"], dtype=np.float32)
             gains = np.asarray(saved["gains"], dtype=np.float32).ravel()
+            fitted_on = frozenset(str(d) for d in saved["fitted_on"]) if "fitted_on" in saved.files else frozenset()
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"Could not load the embedding metric {path}: {exc}") from exc
     dim = EfficientNetLiteEmbedder.dim
@@ -271,7 +278,7 @@ def load_category_metric(setting: str) -> CategoryMetric | None:
         raise ModelLoadError(f"The embedding metric {path} must hold finite directions and gains >= 0.")
     if not np.allclose(directions.T @ directions, np.eye(gains.size), atol=1e-3):
         raise ModelLoadError(f"The embedding metric {path}: its directions must be orthonormal.")
-    return CategoryMetric(directions=directions, gains=gains)
+    return CategoryMetric(directions=directions, gains=gains, fitted_on=fitted_on)
 
 
 class EfficientNetLiteEmbedder(Embedder):

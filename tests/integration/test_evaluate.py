@@ -185,3 +185,15 @@ def test_keep_leaves_the_evaluation_schema_and_progress_is_shown(fast_offline, l
         cursor.execute(f'SELECT count(*) FROM "{schema}".catalog_garment')
         assert cursor.fetchone()[0] == 6  # one whole-photo garment per photo
     assert not Garment.objects.exists()  # the connection is back on the live tables
+
+
+def test_photos_the_learned_metric_was_fitted_on_are_reported_in_sample(
+    fast_offline, labelled_folder, tmp_path, settings, capsys
+):
+    """The demo photos are among the CC0 photos the bundled category metric was fitted on: an evaluation on
+    them says its figures are in-sample; with the metric off there is nothing to warn about."""
+    result = _run(tmp_path, "--folder", str(labelled_folder), "--ef-search", "100")
+    assert result["in_sample_photos"] == {"offline": 9}  # the 9 demo photos; broken.jpg is no fitted photo
+    assert "in-sample: offline's category metric was fitted on 9 of these 10 photos" in capsys.readouterr().out
+    settings.LOOKALIKE_EMBEDDING_METRIC = "off"
+    assert _run(tmp_path, "--folder", str(labelled_folder), "--ef-search", "100")["in_sample_photos"] == {}

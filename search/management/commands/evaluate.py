@@ -122,6 +122,12 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"skipped {entry['photo']}: {entry['reason']}"))
         for failed in run.failed:
             self.stdout.write(self.style.WARNING(f"not evaluated: {failed['name']}: {failed['reason']}"))
+        for label, count in run.in_sample.items():
+            self.stdout.write(
+                self.style.WARNING(
+                    f"in-sample: {label}'s category metric was fitted on {count} of these {run.photos} photos"
+                )
+            )
         for configuration in run.configurations:
             if configuration.schema:
                 self.stdout.write(f"kept evaluation schema {configuration.schema} ({configuration.name})")
