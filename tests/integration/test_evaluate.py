@@ -195,5 +195,8 @@ def test_photos_the_learned_metric_was_fitted_on_are_reported_in_sample(
     result = _run(tmp_path, "--folder", str(labelled_folder), "--ef-search", "100")
     assert result["in_sample_photos"] == {"offline": 9}  # the 9 demo photos; broken.jpg is no fitted photo
     assert "in-sample: offline's category metric was fitted on 9 of these 10 photos" in capsys.readouterr().out
+    html = (tmp_path / "out" / "e.html").read_text()
+    assert 'id="in-sample"' in html and "fitted on 9 of these 10 photos" in html
     settings.LOOKALIKE_EMBEDDING_METRIC = "off"
     assert _run(tmp_path, "--folder", str(labelled_folder), "--ef-search", "100")["in_sample_photos"] == {}
+    assert 'id="in-sample"' not in (tmp_path / "out" / "e.html").read_text()
