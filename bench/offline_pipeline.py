@@ -370,6 +370,7 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
         SalientSegmenter,
         salient_runtime,
         shared_classifier,
+        shared_labeller,
     )
     from search.pipeline.runner import Pipeline
 
@@ -387,7 +388,7 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
     variants = [("plain", None, None), ("centred", center, None), ("centred + metric (shipped)", center, metric)]
     for name, centre, learned in variants:
         pipeline = Pipeline(
-            SalientDetector(salient, shared_classifier()),
+            SalientDetector(salient, shared_classifier(), labeller=shared_labeller()),
             SalientSegmenter(salient),
             MaskCutter(square=True),
             EfficientNetLiteEmbedder.load(center=centre, metric=learned),

@@ -41,6 +41,7 @@ SALIENT_RUNTIMES = ("onnx", "openvino", "openvino-int8")
 SALIENT_THRESHOLD = 0.5
 # U2-Net-p peaks near 1.0 on every CC0 garment photo and at 0.002 on a blank one; below this, nothing is salient.
 MIN_PEAK_SALIENCY = 0.3
+FRAGMENT_AREA = 0.3  # a nearby component under this share of the other's box area is a piece of it
 
 # ImageNet-1k class index -> our category (labels.py). Checked on the CC0 photos: jeans are 608, T-shirts
 # and polos 610, hoodies 841, blazers 834, shoes 502/770, shorts 842. Texture classes (velvet, wool) are
@@ -359,8 +360,13 @@ def shared_labeller() -> CentroidLabeller:
 # --- pure functions: components -> boxes, ImageNet probabilities -> category --------------------------
 
 
-def merge_touching(boxes: list[tuple[int, int, int, int]], gap: float) -> list[tuple[int, int, int, int]]:
-    """Boxes (x0, y0, x1, y1) whose gap is at most ``gap`` pixels merged into their union, until none is."""
+def merge_touching(
+    boxes: list[tuple[int, int, int, int]],
+    gap: float,
+    may_merge: Callable[[tuple[int, int, int, int], tuple[int, int, int, int]], bool] | None = None,
+) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) whose gap is at most ``gap`` pixels merged into their union, until none is.
+    ``may_merge(a, b)`` may veto merging two boxes that do not overlap (two garments laid side by side)."""
     merged = list(boxes)
     changed = True
     while changed:
@@ -370,7 +376,8 @@ def merge_touching(boxes: list[tuple[int, int, int, int]], gap: float) -> list[t
                 a, b = merged[i], merged[j]
                 dx = max(a[0], b[0]) - min(a[2], b[2])
                 dy = max(a[1], b[1]) - min(a[3], b[3])
-                if dx <= gap and dy <= gap:
+                apart = dx > 0 or dy > 0
+                if dx <= gap and dy <= gap and not (apart and may_merge is not None and not may_merge(a, b)):
                     merged[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
                     del merged[j]
                     changed = True
@@ -386,6 +393,7 @@ def component_boxes(
     min_area_fraction: float = 0.01,
     min_relative_area: float = 0.1,
     gap_fraction: float = 0.03,
+    may_merge: Callable[[tuple[int, int, int, int], tuple[int, int, int, int]], bool] | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """Garment boxes (x0, y0, x1, y1, exclusive) from a boolean salient mask, largest first.
 
@@ -407,7 +415,7 @@ def component_boxes(
             continue
         rows, cols = found
         boxes.append((cols.start, rows.start, cols.stop, rows.stop))
-    boxes = merge_touching(boxes, gap_fraction * max(width, height))
+    boxes = merge_touching(boxes, gap_fraction * max(width, height), may_merge)
     return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 
 
@@ -501,6 +509,28 @@ class SalientDetector(Detector):
         regions = [(bounds, region) for region, bounds in body_regions(person, salient).items()]
         return regions, self.salient.carve(image, bare_regions(person, image.size)) if regions else mask
 
+    def _one_garment(self, image: Image.Image, mask: np.ndarray) -> Callable[..., bool] | None:
+        """Whether two nearby components are one garment (a pair of shoes, a sleeve cut off by a fold) rather
+        than two laid side by side: a fragment (under FRAGMENT_AREA of the other) always is; otherwise their
+        labels must agree ("garment" agrees with anything). Labelled only when two components are that close."""
+        if self.labeller is None:
+            return None
+        labels: dict[tuple[int, int, int, int], str] = {}
+
+        def label(box: tuple[int, int, int, int]) -> str:
+            if box not in labels:
+                labels[box] = self._labels([on_white(image, mask, box)])[0][0]
+            return labels[box]
+
+        def one_garment(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+            small, large = sorted(((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in (a, b)))
+            if small < FRAGMENT_AREA * large:
+                return True
+            first, second = label(a), label(b)
+            return first == second or WHOLE_IMAGE_LABEL in (first, second)
+
+        return one_garment
+
     def _labels(self, crops: list[Image.Image], regions: list[str | None] | None = None) -> list[tuple[str, float]]:
         """Our category per crop; a crop of a body region is labelled only among what is worn there."""
         if self.classifier is None or not crops:
@@ -532,7 +562,9 @@ class SalientDetector(Detector):
                 bounds = [b for b, _ in person]
                 regions.extend(region for _, region in person)
             else:
-                bounds = component_boxes(mask, min_area_fraction=self.min_area_fraction)
+                bounds = component_boxes(
+                    mask, min_area_fraction=self.min_area_fraction, may_merge=self._one_garment(image, mask)
+                )
                 regions.extend([None] * len(bounds))
             found.append(bounds)
             crops.extend(on_white(image, mask, b) for b in bounds)

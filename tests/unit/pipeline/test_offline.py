@@ -153,6 +153,31 @@ def test_two_garment_composite_yields_two_boxes_of_the_right_categories(detector
         assert 0.05 < box.area / (composite.width * composite.height) < 0.5  # a garment, not the photo
 
 
+def test_nearby_boxes_merge_unless_the_veto_says_two_garments():
+    left, right, piece = (0, 0, 100, 100), (105, 0, 205, 100), (105, 0, 120, 20)
+    assert offline.merge_touching([left, right], gap=10) == [(0, 0, 205, 100)]
+    assert offline.merge_touching([left, right], gap=10, may_merge=lambda a, b: False) == [left, right]
+    overlapping = [left, (50, 50, 150, 150)]
+    assert offline.merge_touching(overlapping, gap=10, may_merge=lambda a, b: False) == [(0, 0, 150, 150)]
+    assert offline.merge_touching([left, piece], gap=10, may_merge=lambda a, b: a == left and b == piece) == [
+        (0, 0, 120, 100)
+    ]
+
+
+def test_a_shirt_beside_a_pair_of_shoes_is_two_garments_though_they_nearly_touch(salient):
+    """The composite's masks are a few pixels apart: closer than the merge gap meant for a pair of shoes."""
+    shirt, shoes = real_photos("Shirt", 1)[0], real_photos("Shoes", 6)[5]
+    composite, (_, shoes_start) = side_by_side(shirt, shoes)
+    unlabelled = offline.SalientDetector(salient, offline.shared_classifier())
+    assert len(unlabelled.detect([composite])[0]) == 1, "one box over both: what the labels now prevent"
+    labelled = offline.SalientDetector(salient, offline.shared_classifier(), labeller=offline.shared_labeller())
+    boxes = sorted(labelled.detect([composite])[0], key=lambda box: box.x0)
+    assert len(boxes) == 2 and boxes[0].x1 <= shoes_start + 5 <= boxes[1].x0 + 10
+    assert boxes[1].label == "shoes"
+    (pair,) = labelled.detect([Image.open(shoes).convert("RGB")])[0:1]
+    assert len(pair) == 1, "the shoes photo alone is still one box"
+
+
 def test_centroid_labeller_names_the_nearest_category_or_garment_when_unsure():
     from search.pipeline.embedders import CategoryMetric
 
