@@ -310,20 +310,22 @@ def end_to_end(threads_list, batch: int, limit: int, runs, processes: int = 0) -
 
 
 def time_stages(photos, threads: int, repeat: int) -> None:
-    import torch
+    """Seconds per photo of each stage of the shipped offline pipeline (built from the settings, as a worker
+    builds it: int8 U2-Net-p where OpenVINO is installed, pose gate, centroid labels, square cutouts, the
+    embedder's ONNX graph with mean and metric)."""
+    import os
+    from dataclasses import replace
 
-    from search.pipeline.cutout import MaskCutter
-    from search.pipeline.embedders import EfficientNetLiteEmbedder
-    from search.pipeline.offline import SalientDetector, SalientModel, SalientSegmenter, shared_classifier
-    from search.pipeline.runner import Pipeline
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
 
-    torch.set_num_threads(threads)
-    salient = SalientModel.load(threads)
-    detector = SalientDetector(salient, shared_classifier())
-    segmenter = SalientSegmenter(salient)
-    cutter = MaskCutter()
-    embedder = EfficientNetLiteEmbedder.load()
-    pipeline = Pipeline(detector, segmenter, cutter, embedder, max_side=1600, profile="offline")
+    django.setup()
+    from search.pipeline.config import PipelineConfig
+    from search.pipeline.registry import build_pipeline
+
+    pipeline = build_pipeline(replace(PipelineConfig.from_settings(), profile="offline", torch_threads=threads))
+    detector, segmenter, cutter, embedder = pipeline.detector, pipeline.segmenter, pipeline.cutter, pipeline.embedder
+    salient = detector.salient
     n = len(photos)
 
     def fresh():
