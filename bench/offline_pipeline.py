@@ -362,6 +362,7 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")  # salient_runtime() reads the settings
     import torch
+    from category_metric import OUR_CATEGORY  # clothing-cc0's categories -> ours
     from PIL import Image
 
     from search.pipeline.cutout import MaskCutter
@@ -403,7 +404,7 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
             garments = pipeline.process_image(photo)
             alone[index] = (photo, max(garments, key=lambda g: g.box.area))
         catalog = np.stack([alone[i][1].embedding for i in sources])
-        found = own_first = total = 0
+        found = own_first = total = named_right = 0
         counts = []
         for a, b in chosen:
             left, right = alone[a][0], alone[b][0]
@@ -421,11 +422,12 @@ def composites(all_photos, pairs: int, seed: int = 0) -> None:
                     found += 1
                     nearest = sources[int(np.argmax(catalog @ best.embedding))]
                     own_first += nearest == index
+                    named_right += best.box.label == OUR_CATEGORY[all_photos[index][1]]
         print(
             f"  [{name}] boxes per composite: {dict(sorted((n, counts.count(n)) for n in set(counts)))}; "
             f"box recall at IoU >= .5: {found / total:.3f} ({found} of {total}); self@1 of matched boxes against "
             f"the {len(sources)} source photos: {own_first / max(found, 1):.3f}; "
-            f"of all garments {own_first / total:.3f}"
+            f"of all garments {own_first / total:.3f}; labelled right {named_right} of {found}"
         )
 
 
