@@ -111,6 +111,7 @@ def main() -> None:
         CategoryMetric,
         EfficientNetLiteEmbedder,
         fitting_digest,
+        garment_vectors,
         imagenet_batch,
         load_center,
     )
@@ -207,8 +208,7 @@ def main() -> None:
     truth = np.array([OUR_CATEGORY[category] for category in labels])
 
     def labeller_on(photo_ids, metric, margin):
-        probe = CentroidLabeller(np.zeros((0, 1280)), [], center=embedder.center, metric=metric, min_margin=margin)
-        vectors = probe.vectors(crop_features[list(photo_ids)])
+        vectors = garment_vectors(crop_features[list(photo_ids)], embedder.center, metric)
         names = sorted(set(truth[list(photo_ids)]))
         centroids = np.stack([vectors[truth[list(photo_ids)] == name].mean(axis=0) for name in names])
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
@@ -220,15 +220,16 @@ def main() -> None:
         return (predicted == right).mean(), named.mean(), (predicted[named] == right[named]).mean()
 
     print("box labels of the largest garment (accuracy, share named, accuracy of the named), on photos not fitted on:")
-    rows = [("ImageNet head alone (before)", None)] + [(f"centroids, margin {m:g}", m) for m in MARGINS]
+    rows = [("ImageNet head alone", None)] + [(f"centroids, margin {m:g}", m) for m in MARGINS]
+    split_metrics = [fitted(fit_on, SHRINK, DIRECTIONS, STRETCH) for _, fit_on in splits]
     for name, margin in rows:
         cells = []
-        for _, fit_on in splits:
+        for (_, fit_on), split_metric in zip(splits, split_metrics, strict=True):
             rest = sorted(set(range(len(photos))) - set(fit_on))
             if margin is None:
                 predicted = [imagenet_labels[i][0] for i in rest]
             else:
-                labeller = labeller_on(fit_on, fitted(fit_on, SHRINK, DIRECTIONS, STRETCH), margin)
+                labeller = labeller_on(fit_on, split_metric, margin)
                 vectors = labeller.vectors(crop_features[rest])
                 predicted = [labeller.relabel(imagenet_labels[i], v)[0] for i, v in zip(rest, vectors, strict=True)]
             cells.append(label_figures(predicted, rest))

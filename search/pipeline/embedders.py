@@ -249,6 +249,17 @@ class CategoryMetric:
         return hashlib.sha256(self.directions.tobytes() + self.gains.tobytes()).hexdigest()[:8]
 
 
+def garment_vectors(
+    features: np.ndarray, center: np.ndarray | None = None, metric: CategoryMetric | None = None
+) -> np.ndarray:
+    """EfficientNet-Lite0's pooled features as the offline embedder indexes them: normalised, minus the centre
+    and normalised again, then the metric. The box labeller's centroids live in the same space."""
+    vectors = l2_normalize(features)
+    if center is not None:
+        vectors = l2_normalize(vectors - center)
+    return vectors if metric is None else metric.apply(vectors)
+
+
 def fitting_digest(photo_bytes: bytes) -> str:
     """A photo's identity in a fitted file's ``fitted_on`` list (its bytes' SHA-256, 16 hex digits)."""
     return hashlib.sha256(photo_bytes).hexdigest()[:16]
@@ -318,10 +329,7 @@ class EfficientNetLiteEmbedder(Embedder):
             self.model_id += f"-metric-{metric.digest}"
 
     def _finish(self, features: np.ndarray) -> np.ndarray:
-        vectors = l2_normalize(features)
-        if self.center is not None:
-            vectors = l2_normalize(vectors - self.center)
-        return vectors if self.metric is None else self.metric.apply(vectors)
+        return garment_vectors(features, self.center, self.metric)
 
     @classmethod
     def load(

@@ -281,11 +281,6 @@ def imagenet_outputs(classifier: Any, pixels: np.ndarray) -> tuple[np.ndarray, n
     return pooled.float().cpu().numpy(), softmax(logits.float().cpu().numpy().astype(np.float64), axis=1)
 
 
-def imagenet_probabilities(classifier: Any, pixels: np.ndarray) -> np.ndarray:
-    """Softmax over ImageNet's 1,000 classes for a batch of preprocessed crops, from either classifier."""
-    return imagenet_outputs(classifier, pixels)[1]
-
-
 CATEGORY_CENTROIDS_FILE = Path(__file__).with_name("data") / "efficientnet_lite0_category_centroids.npz"
 
 
@@ -293,8 +288,8 @@ class CentroidLabeller:
     """Our category for a garment crop: the nearest category centroid of its EfficientNet-Lite0 features after
     the bundled garment mean and category metric (centroids fitted on the labelled CC0 crops,
     bench/category_metric.py). ImageNet's clothing classes alone name few of our categories (a blouse is a
-    "jersey" or a "suit" to it): on photos the centroids were not fitted on they label 0.6-0.7 of the largest
-    garments right, the ImageNet mapping 0.29. Categories no centroid knows (bags, swimwear, eyewear...) stay
+    "jersey" or a "suit" to it): on photos the centroids were not fitted on they label .58-.62 of the largest
+    garments right, the ImageNet mapping .29. Categories no centroid knows (bags, swimwear, eyewear...) stay
     the ImageNet head's; "garment" when the two nearest centroids are closer than ``min_margin``.
     """
 
@@ -326,10 +321,10 @@ class CentroidLabeller:
         )
 
     def vectors(self, features: np.ndarray) -> np.ndarray:
-        """Features -> the space the centroids live in (normalised, centred, the metric applied)."""
-        from search.pipeline.base import l2_normalize
+        """Features -> the space the centroids live in: the offline embedder's (embedders.garment_vectors)."""
+        from search.pipeline.embedders import garment_vectors
 
-        return self.metric.apply(l2_normalize(l2_normalize(features) - self.center))
+        return garment_vectors(features, self.center, self.metric)
 
     def label(self, vector: np.ndarray, allowed: frozenset[str] | None = None) -> tuple[str, float] | None:
         """(category, cosine to its centroid), ("garment", cosine) when unsure, None when no centroid is allowed."""
@@ -509,18 +504,20 @@ class SalientDetector(Detector):
         regions = [(bounds, region) for region, bounds in body_regions(person, salient).items()]
         return regions, self.salient.carve(image, bare_regions(person, image.size)) if regions else mask
 
-    def _one_garment(self, image: Image.Image, mask: np.ndarray) -> Callable[..., bool] | None:
+    def _one_garment(
+        self, image: Image.Image, mask: np.ndarray, labels: dict[tuple[int, int, int, int], tuple[str, float]]
+    ) -> Callable[..., bool] | None:
         """Whether two nearby components are one garment (a pair of shoes, a sleeve cut off by a fold) rather
         than two laid side by side: a fragment (under FRAGMENT_AREA of the other) always is; otherwise their
-        labels must agree ("garment" agrees with anything). Labelled only when two components are that close."""
+        labels must agree ("garment" agrees with anything). Labelled only when two components are that close;
+        the labels go into ``labels``, so a box that stays is not labelled again."""
         if self.labeller is None:
             return None
-        labels: dict[tuple[int, int, int, int], str] = {}
 
         def label(box: tuple[int, int, int, int]) -> str:
             if box not in labels:
-                labels[box] = self._labels([on_white(image, mask, box)])[0][0]
-            return labels[box]
+                labels[box] = self._labels([on_white(image, mask, box)])[0]
+            return labels[box][0]
 
         def one_garment(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
             small, large = sorted(((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in (a, b)))
@@ -553,28 +550,31 @@ class SalientDetector(Detector):
         return labelled
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Box]]:
-        found: list[list[tuple[int, int, int, int]]] = []
-        crops: list[Image.Image] = []
+        found: list[tuple[list[tuple[int, int, int, int]], dict]] = []  # per image: boxes, labels already known
+        crops: list[Image.Image] = []  # the crops still to label, in one batched pass
         regions: list[str | None] = []
         for image in images:
             person, mask = self._person_regions(image, self.salient.mask(image))
+            known: dict[tuple[int, int, int, int], tuple[str, float]] = {}
             if person:
-                bounds = [b for b, _ in person]
-                regions.extend(region for _, region in person)
+                bounds, kinds = [b for b, _ in person], [region for _, region in person]
             else:
                 bounds = component_boxes(
-                    mask, min_area_fraction=self.min_area_fraction, may_merge=self._one_garment(image, mask)
+                    mask, min_area_fraction=self.min_area_fraction, may_merge=self._one_garment(image, mask, known)
                 )
-                regions.extend([None] * len(bounds))
-            found.append(bounds)
-            crops.extend(on_white(image, mask, b) for b in bounds)
+                kinds = [None] * len(bounds)
+            for box, kind in zip(bounds, kinds, strict=True):
+                if box not in known:
+                    crops.append(on_white(image, mask, box))
+                    regions.append(kind)
+            found.append((bounds, known))
         labels = iter(self._labels(crops, regions))
         results = []
-        for bounds in found:
+        for bounds, known in found:
             boxes = []
-            for x0, y0, x1, y1 in bounds:
-                label, score = next(labels)
-                boxes.append(Box(float(x0), float(y0), float(x1), float(y1), label=label, score=round(score, 4)))
+            for box in bounds:
+                label, score = known[box] if box in known else next(labels)
+                boxes.append(Box(*map(float, box), label=label, score=round(score, 4)))
             results.append(boxes)
         return results
 

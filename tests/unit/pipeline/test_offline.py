@@ -317,8 +317,9 @@ def test_onnx_labeller_gives_the_torch_labellers_categories(settings):
     assert embedder.model is onnx  # one session per process serves both the embedder and the labeller
     crops = [Image.open(path).convert("RGB") for name in ("Pants", "Shoes", "Dress") for path in real_photos(name, 1)]
     pixels = imagenet_batch(crops)
-    fast = offline.imagenet_probabilities(onnx, pixels)
-    reference = offline.imagenet_probabilities(offline.shared_classifier(), pixels)
+    fast_features, fast = offline.imagenet_outputs(onnx, pixels)
+    reference_features, reference = offline.imagenet_outputs(offline.shared_classifier(), pixels)
+    np.testing.assert_allclose(fast_features, reference_features, atol=1e-3)  # the centroid labeller's input
     assert np.abs(fast - reference).max() < 1e-3
     fast_labels = [offline.category_from_probabilities(row) for row in fast]
     reference_labels = [offline.category_from_probabilities(row) for row in reference]

@@ -48,8 +48,8 @@ def test_openvino_labeller_gives_the_onnx_labellers_categories(cache_dir):
     embedder = EfficientNetLiteEmbedder.load(runtime="openvino", cache_dir=cache_dir, threads=1)
     assert embedder.model is classifier, "one compiled model per process serves the embedder and the labeller"
     pixels = imagenet_batch(photos())
-    fast = offline.imagenet_probabilities(classifier, pixels)
-    reference = offline.imagenet_probabilities(offline.shared_classifier("onnx", cache_dir, 1), pixels)
+    fast = offline.imagenet_outputs(classifier, pixels)[1]
+    reference = offline.imagenet_outputs(offline.shared_classifier("onnx", cache_dir, 1), pixels)[1]
     assert np.abs(fast - reference).max() < 1e-2
     assert [offline.category_from_probabilities(row)[0] for row in fast] == [
         offline.category_from_probabilities(row)[0] for row in reference
