@@ -94,10 +94,11 @@ def efficientnet_lite0_onnx_path(cache_dir: str | Path) -> Path:
     """The cached ONNX export of the bundled EfficientNet-Lite0, exported now if it is not there yet."""
     import torch
 
-    from search.pipeline.embedders import efficientnet_lite0_weights, load_efficientnet_lite0
+    from search.pipeline.embedders import EFFICIENTNET_INPUT, efficientnet_lite0_weights, load_efficientnet_lite0
 
     weights = efficientnet_lite0_weights()
-    name = f"efficientnet-lite0-{weights.stat().st_size}-torch{torch.__version__.split('+')[0]}.onnx"
+    size = EFFICIENTNET_INPUT  # static height and width (a plainer graph), so the name carries them
+    name = f"efficientnet-lite0-{weights.stat().st_size}-{size}px-torch{torch.__version__.split('+')[0]}.onnx"
     target = Path(cache_dir) / name
     if target.is_file():
         return target

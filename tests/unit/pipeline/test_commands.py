@@ -33,4 +33,4 @@ def test_warmup_models_loads_and_times_the_pipeline(offline_settings):
     text = output.getvalue()
     assert "Pipeline: profile offline: whole-image detector, box segmenter, efficientnet-lite0" in text
     assert "first image" in text and "second image" in text
-    assert "Ready: efficientnet-lite0-centred-" in text and "vectors of 1280 dimensions." in text
+    assert "Ready: efficientnet-lite0-256-centred-" in text and "vectors of 1280 dimensions." in text

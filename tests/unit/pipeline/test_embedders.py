@@ -78,16 +78,17 @@ def test_imagenet_batch_resizes_crops_and_normalises():
     image = Image.new("RGB", (512, 256), (255, 128, 0))
     image.paste((0, 0, 255), (0, 0, 128, 256))  # left quarter blue: cut off by the centre crop
     batch = imagenet_batch([image])
-    assert batch.shape == (1, 3, 224, 224) and batch.dtype == np.float32
+    assert batch.shape == (1, 3, 256, 256) and batch.dtype == np.float32  # shorter side to 292, centre 256
     expected = [(1.0 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224, (0.0 - 0.406) / 0.225]
-    np.testing.assert_allclose(batch[0, :, :, 0], np.broadcast_to(np.array(expected)[:, None], (3, 224)), rtol=1e-4)
+    np.testing.assert_allclose(batch[0, :, :, 0], np.broadcast_to(np.array(expected)[:, None], (3, 256)), rtol=1e-4)
+    assert imagenet_batch([image], crop=224, resize=256).shape == (1, 3, 224, 224)
 
 
 def test_efficientnet_embedder_is_image_only_1280d_normalised(efficientnet_embedder):
     vectors = efficientnet_embedder.embed_images(images(3))
     assert vectors.shape == (3, 1280) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    assert efficientnet_embedder.model_id == "efficientnet-lite0" and not efficientnet_embedder.supports_text
+    assert efficientnet_embedder.model_id == "efficientnet-lite0-256" and not efficientnet_embedder.supports_text
     with pytest.raises(UnsupportedOperation):
         efficientnet_embedder.embed_texts(["dress"])
 
@@ -113,7 +114,7 @@ def test_bundled_garment_mean_spreads_unrelated_garments_and_names_its_own_space
     np.testing.assert_allclose(moved, l2_normalize(raw - center), atol=1e-5)  # normalise, subtract, normalise
     unrelated = [(0, 2), (0, 4), (2, 4), (1, 3), (1, 5), (3, 5)]  # pairs of different categories
     assert np.mean([moved[a] @ moved[b] for a, b in unrelated]) < np.mean([raw[a] @ raw[b] for a, b in unrelated]) - 0.1
-    assert centred.model_id.startswith("efficientnet-lite0-centred-")
+    assert centred.model_id.startswith("efficientnet-lite0-256-centred-")
     assert centred.model_id != efficientnet_embedder.model_id
     other = EfficientNetLiteEmbedder(efficientnet_embedder.model, center=center * 0.5)
     assert other.model_id != centred.model_id, "another centre, another embedding space: vectors never mix"

@@ -24,7 +24,9 @@ def test_offline_profile_needs_no_model_hub(offline_settings):
     assert isinstance(pipeline.segmenter, BoxSegmenter)
     assert isinstance(pipeline.embedder, EfficientNetLiteEmbedder)
     assert (pipeline.profile, pipeline.embedding_dim) == ("offline", 1280)
-    assert pipeline.embedder_id.startswith("efficientnet-lite0-centred-"), "the bundled garment mean is on by default"
+    assert pipeline.embedder_id.startswith("efficientnet-lite0-256-centred-"), (
+        "the bundled garment mean is on by default"
+    )
     assert "-metric-" in pipeline.embedder_id, "and so is the bundled category metric"
     assert registry.describe() == "profile offline: whole-image detector, box segmenter, efficientnet-lite0"
     with pytest.raises(UnsupportedOperation):
