@@ -369,7 +369,7 @@ LOOKALIKE_BOX_LABELLER = env_str("LOOKALIKE_BOX_LABELLER", "centroids")  # centr
 LOOKALIKE_LABEL_MAP = env_str("LOOKALIKE_LABEL_MAP", "")  # JSON {"detector label": "category" or null}
 # EfficientNet-Lite0 and CLIP's text tower in ONNX Runtime (exported once into the cache folder) or PyTorch;
 # auto = onnx on the CPU. openvino: EfficientNet-Lite0 (embedder + labeller) compiled by OpenVINO from the same
-# export, bf16 hint (same vectors here, no bf16 CPU; CLIP's text tower reads it as onnx).
+# export, f32 (the same vectors as onnx on every CPU; CLIP's text tower reads it as onnx).
 LOOKALIKE_EMBEDDER_RUNTIME = env_str("LOOKALIKE_EMBEDDER_RUNTIME", "auto")  # auto | onnx | openvino | torch
 # U2-Net-p (offline detector and segmenter): onnx = ONNX Runtime fp32; openvino = OpenVINO with a bf16 hint,
 # 1.9x faster on an AVX-512 BF16 CPU, even with ONNX Runtime on an AVX2 one, masks at IoU .99 to onnx's
