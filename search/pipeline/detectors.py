@@ -172,6 +172,10 @@ class Florence2Detector(Detector):
                 threads=config.torch_threads,
                 precision=full_openvino.precision_for(runtime),
             )
+            if runtime == "openvino-bf16" and full_openvino.cpu_runs_bf16():
+                import torch
+
+                model.to(torch.bfloat16)  # what is left in torch: the decoder, shared embeddings and LM head
         return cls(
             model,
             processor,
@@ -199,10 +203,10 @@ class Florence2Detector(Detector):
             pixels = inputs["pixel_values"].to(device=self.model.device, dtype=self.model.dtype)
             return {"input_ids": input_ids, "pixel_values": pixels}
         features = torch.from_numpy(self.encoders.image_features(inputs["pixel_values"].numpy()))
-        embeds = self.model.get_input_embeddings()(input_ids)
+        embeds = self.model.get_input_embeddings()(input_ids).float()  # f32 into OpenVINO, even from a bf16 decoder
         image_slots = (input_ids == self.model.config.image_token_id).unsqueeze(-1)
         embeds = embeds.masked_scatter(image_slots, features.to(embeds.dtype))
-        hidden = torch.from_numpy(self.encoders.encode(embeds.numpy()))
+        hidden = torch.from_numpy(self.encoders.encode(embeds.numpy())).to(self.model.dtype)
         return {"input_ids": input_ids, "encoder_outputs": BaseModelOutput(last_hidden_state=hidden)}
 
     def _generate(self, images: Sequence[Image.Image]) -> list[str]:

@@ -8,7 +8,8 @@ beams, as configured) stay in PyTorch: they are small per call and keep transfor
 
 ``openvino`` asks for f32 inference, so the numbers match PyTorch fp32 (cosine 1.000000, identical masks and
 greedy tokens on real photos, bench/pipeline.py prints it); ``openvino-bf16`` asks for bf16 where the CPU has
-it (AVX-512 BF16 / AMX; elsewhere OpenVINO silently stays f32; its agreement is not measured yet). Each
+it (AVX-512 BF16 / AMX; elsewhere OpenVINO silently stays f32), and there Florence-2's torch decoder runs in
+bf16 too (1.6x greedy, 2.7x with 3 beams; agreement in bench/README.md). Each
 conversion runs once per cache folder; the IR's file name carries a fingerprint of the module's config and
 weights and the OpenVINO version, so other weights make a new file, and files are written under a temporary
 name, then renamed (.bin before .xml), so two workers converting at once never read a half-written model.
@@ -63,6 +64,15 @@ def resolve_full_runtime(name: str, *, device_type: str = "cpu") -> str:
 
 def precision_for(runtime: str) -> str:
     return "bf16" if runtime == "openvino-bf16" else "f32"
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin has bf16 kernels here (AVX-512 BF16 or AMX), i.e. the bf16 hint is real.
+
+    The same test decides whether Florence-2's torch decoder turns bf16 under ``openvino-bf16``: without those
+    instructions torch emulates bf16, slower than fp32."""
+    openvino = import_openvino("the bf16 check")
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def runtime_for(config: Any, model: Any) -> str:

@@ -77,6 +77,29 @@ def test_florence2_encoders_in_openvino_give_the_same_first_step_and_tokens(tiny
     assert as_openvino.detect(photos) == as_torch.detect(photos)
 
 
+@pytest.mark.parametrize("cpu_has_bf16", [True, False])
+def test_openvino_bf16_turns_florence2s_decoder_bf16_only_where_the_cpu_runs_bf16(
+    tiny_model_dirs, tmp_path, photos, monkeypatch, cpu_has_bf16
+):
+    import torch
+
+    as_torch = Florence2Detector.from_config(_config(tiny_model_dirs, tmp_path, "torch"))
+    monkeypatch.setattr(full_openvino, "cpu_runs_bf16", lambda: cpu_has_bf16)
+    as_bf16 = Florence2Detector.from_config(_config(tiny_model_dirs, tmp_path, "openvino-bf16"))
+    decoder = as_bf16.model.model.language_model.decoder
+    expected = torch.bfloat16 if cpu_has_bf16 else torch.float32
+    assert as_bf16.runtime == "openvino" and next(decoder.parameters()).dtype == expected
+    with torch.inference_mode():
+        inputs = as_bf16.encoder_inputs(photos)
+        assert inputs["encoder_outputs"].last_hidden_state.dtype == expected  # the decoder's, from f32 graphs
+        start = torch.full((3, 1), as_torch.model.config.text_config.decoder_start_token_id)
+        first_torch = as_torch.model(**as_torch.encoder_inputs(photos), decoder_input_ids=start).logits[:, -1]
+        first_bf16 = as_bf16.model(**inputs, decoder_input_ids=start).logits[:, -1].float()
+    assert torch.equal(first_torch.argmax(-1), first_bf16.argmax(-1))
+    assert torch.allclose(first_torch, first_bf16, atol=0.05)
+    assert all(isinstance(boxes, list) for boxes in as_bf16.detect(photos))
+
+
 def test_clip_image_tower_in_openvino_gives_the_same_vectors(tiny_model_dirs, tmp_path, photos):
     as_torch = ClipEmbedder.from_config(_config(tiny_model_dirs, tmp_path, "torch"))
     as_openvino = ClipEmbedder.from_config(_config(tiny_model_dirs, tmp_path, "openvino"))
