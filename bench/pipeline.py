@@ -262,8 +262,16 @@ def build_openvino_stages(stages, cache_dir: str, precision: str):
     clip_tower = full_openvino.clip_image_tower(embedder.model, cache_dir, precision=precision, keep_torch=True)
     timings["CLIP image tower"] = time.perf_counter() - start
     print("OpenVINO conversion (or cache read) + compile, s: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    decoder_model = detector.model
+    if precision == "bf16" and full_openvino.cpu_runs_bf16():
+        import copy
+
+        import torch
+
+        # as the app does under openvino-bf16 (a copy here: the torch rows keep their fp32 model)
+        decoder_model = copy.deepcopy(detector.model).to(torch.bfloat16)
     ov_detector = Florence2Detector(
-        detector.model,
+        decoder_model,
         detector.processor,
         max_new_tokens=detector.max_new_tokens,
         num_beams=detector.num_beams,
@@ -299,9 +307,9 @@ def detect_breakdown(detector, images: list[Image.Image], label: str) -> None:
         else:
             vision = best_of(lambda: detector.encoders.image_features(inputs["pixel_values"].numpy()), 1)
             features = torch.from_numpy(detector.encoders.image_features(inputs["pixel_values"].numpy()))
-        embeds = model.get_input_embeddings()(inputs["input_ids"])
+        embeds = model.get_input_embeddings()(inputs["input_ids"]).float()  # f32 even from a bf16 decoder
         slots = (inputs["input_ids"] == model.config.image_token_id).unsqueeze(-1)
-        embeds = embeds.masked_scatter(slots, features)
+        embeds = embeds.masked_scatter(slots, features.float())
         if detector.encoders is None:
             text = best_of(lambda: model.model.get_encoder()(inputs_embeds=embeds), 1)
         else:
@@ -382,10 +390,10 @@ def agreement(stages, ov_stages, photos: list[Image.Image], tokens: int) -> None
                 torch.from_numpy(vision_torch),
             )
         ).last_hidden_state.numpy()
-        hidden_ov = encoded_ov["encoder_outputs"].last_hidden_state.numpy()
+        hidden_ov = encoded_ov["encoder_outputs"].last_hidden_state.float().numpy()
         start = torch.full((len(photos), 1), detector.model.config.text_config.decoder_start_token_id)
         first_torch = detector.model(**encoded_torch, decoder_input_ids=start).logits[:, -1].numpy()
-        first_ov = detector.model(**encoded_ov, decoder_input_ids=start).logits[:, -1].numpy()
+        first_ov = ov_detector.model(**encoded_ov, decoder_input_ids=start).logits[:, -1].float().numpy()
     vision_cos = [cosine(a, b) for a, b in zip(vision_torch, vision_ov, strict=True)]
     hidden_cos = [cosine(a, b) for a, b in zip(hidden_torch, hidden_ov, strict=True)]
     logit_cos = [cosine(a, b) for a, b in zip(first_torch, first_ov, strict=True)]

@@ -12,6 +12,7 @@ Florence-2 vision feature and first-step logit cosines, greedy answers); f32 is 
 PyTorch fp32 (bench/README.md). Timings: seconds per photo of each encoder, f32 vs int8, best of 2.
 
     OMP_NUM_THREADS=2 python bench/quantize_full.py --threads 2      # about 10 minutes
+    OMP_NUM_THREADS=2 python bench/quantize_full.py --threads 2 --precision bf16   # against bf16 graphs
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--photos", type=int, default=6, help="demo photos for agreement")
+    parser.add_argument(
+        "--precision", default="f32", choices=["f32", "bf16"], help="hint of the reference graphs and int8's rest"
+    )
     args = parser.parse_args()
     import nncf
     import torch
@@ -58,7 +62,7 @@ def main() -> None:
     stages = build_real_size_stages(tokens=32)
     detector, segmenter, _ = stages
     with tempfile.TemporaryDirectory(prefix="bench-quantize-full-") as cache_dir:
-        f32 = build_openvino_stages(stages, cache_dir, "f32")
+        f32 = build_openvino_stages(stages, cache_dir, args.precision)
     f32_detector, f32_segmenter, f32_embedder = f32
     f32_detector.encoders = f32_detector.encoders.with_threads(args.threads)
     f32_segmenter.encoder = f32_segmenter.encoder.with_threads(args.threads)
@@ -79,25 +83,25 @@ def main() -> None:
         model = nncf.quantize(
             graph.model, nncf.Dataset(inputs), subset_size=len(inputs), model_type=nncf.ModelType.TRANSFORMER
         )
-        quantized[name] = OpenVinoGraph(model, threads=args.threads, what=f"{name} (int8)")
+        quantized[name] = OpenVinoGraph(model, threads=args.threads, precision=args.precision, what=f"{name} (int8)")
         print(f"quantized {name} in {time.perf_counter() - start:.0f} s ({len(inputs)} calibration photos)")
 
     int8_segmenter = Sam2Segmenter(segmenter.model, encoder=quantized["SAM 2 image encoder"])
     int8_detector = Florence2Detector(
-        detector.model,
+        f32_detector.model,  # the reference's decoder (bf16 under --precision bf16 on a bf16 CPU)
         processor,
         max_new_tokens=detector.max_new_tokens,
         num_beams=detector.num_beams,
         encoders=Florence2Encoders(quantized["Florence-2 vision tower"], f32_detector.encoders.text),
     )
     photos = demo_photos(args.photos)
-    print("agreement: int8 (left) against f32 (right, = torch fp32)")
+    print(f"agreement: int8 (left, the rest {args.precision}) against torch fp32 (right)")
     agreement(stages, (int8_detector, int8_segmenter, f32_embedder), photos, tokens=32)
 
     photo = photos[0]
     sam_pixels = sam2_preprocess(photo, [Box.whole(photo)], size=segmenter.input_size)[0][None]
     vision_pixels = processor(text=["<OD>"], images=[photo], return_tensors="np")["pixel_values"].astype(np.float32)
-    print(f"[cpu, {args.threads} threads] s/photo f32 -> int8 (speed-up)")
+    print(f"[cpu, {args.threads} threads] s/photo {args.precision} -> int8 (speed-up)")
     for name, pixels, reference in (
         ("SAM 2 image encoder", sam_pixels, f32_segmenter.encoder),
         ("Florence-2 vision tower", vision_pixels, f32_detector.encoders.vision),
