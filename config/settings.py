@@ -380,7 +380,7 @@ LOOKALIKE_SALIENT_RUNTIME = env_str("LOOKALIKE_SALIENT_RUNTIME", "auto")  # auto
 # Full profile: SAM 2's image encoder, Florence-2's vision + text encoders and CLIP's image tower in OpenVINO
 # (converted once into the cache folder; decoders stay in torch); openvino = f32, openvino-bf16 = bf16 where the
 # CPU has it (AVX-512 BF16 / AMX), Florence-2's torch decoder too; auto = torch for now (a worker peaks at 3.7-5.3
-# GB RSS with openvino, 3.0 with openvino-bf16; SAM 2's masks move under bf16; search/pipeline/full_openvino.py).
+# GB RSS with openvino, 2.8 with openvino-bf16; SAM 2's masks move under bf16; search/pipeline/full_openvino.py).
 LOOKALIKE_FULL_RUNTIME = env_str("LOOKALIKE_FULL_RUNTIME", "auto")  # auto | torch | openvino | openvino-bf16
 LOOKALIKE_MODEL_CACHE_DIR = env_str("LOOKALIKE_MODEL_CACHE_DIR", str(BASE_DIR / ".models" / "cache"))
 # Florence-2 <OD> decoding: beams (1 = greedy) and the token cap (~6 tokens per box: label + 4 locations).

@@ -171,7 +171,7 @@ class ClipEmbedder(Embedder):
 # EfficientNet-Lite0 sees 256x256 (shorter side to 292, the usual 0.875 centre crop), not the 224 it was trained
 # at: its random-resized training crops showed objects larger than a 224 centre crop does, so a larger test input
 # matches what it learned ("FixRes"). On held-out CC0 photos category precision@10 rose .391 -> .401 (all six half
-# splits up) and .432 -> .443 (demo -> other 238), for 1.3x the embedder's small cost (bench/README.md).
+# splits up) and .432 -> .443 (demo -> other 238), for 1.4x the embedder's small cost (bench/README.md).
 EFFICIENTNET_INPUT, EFFICIENTNET_RESIZE = 256, 292
 
 
