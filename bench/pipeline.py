@@ -263,7 +263,7 @@ def build_openvino_stages(stages, cache_dir: str, precision: str):
     timings["CLIP image tower"] = time.perf_counter() - start
     print("OpenVINO conversion (or cache read) + compile, s: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     decoder_model = detector.model
-    if precision == "bf16" and full_openvino.cpu_runs_bf16():
+    if full_openvino.decoder_in_bf16("openvino-bf16" if precision == "bf16" else "openvino"):
         import copy
 
         import torch

@@ -172,7 +172,7 @@ class Florence2Detector(Detector):
                 threads=config.torch_threads,
                 precision=full_openvino.precision_for(runtime),
             )
-            if runtime == "openvino-bf16" and full_openvino.cpu_runs_bf16():
+            if full_openvino.decoder_in_bf16(runtime):
                 import torch
 
                 model.to(torch.bfloat16)  # what is left in torch: the decoder, shared embeddings and LM head

@@ -66,6 +66,12 @@ def precision_for(runtime: str) -> str:
     return "bf16" if runtime == "openvino-bf16" else "f32"
 
 
+def decoder_in_bf16(runtime: str) -> bool:
+    """Whether Florence-2's torch side (decoder, shared embeddings, LM head) runs bf16 beside ``runtime``'s
+    encoders: under ``openvino-bf16`` on a CPU that runs bf16 (1.6x greedy, 2.7x with 3 beams here)."""
+    return precision_for(runtime) == "bf16" and cpu_runs_bf16()
+
+
 def cpu_runs_bf16() -> bool:
     """Whether OpenVINO's CPU plugin has bf16 kernels here (AVX-512 BF16 or AMX), i.e. the bf16 hint is real.
 
