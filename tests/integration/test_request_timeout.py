@@ -12,14 +12,9 @@ import urllib.request
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.fixtures.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
